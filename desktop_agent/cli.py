@@ -1,0 +1,93 @@
+"""``exitpool-agent``: the tray app, or with ``--headless`` the same engine without a screen."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from desktop_agent import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exitpool-agent",
+        description="Share this PC's internet connection with an Exitpool server.",
+    )
+    parser.add_argument("--version", action="version", version=f"exitpool-agent {__version__}")
+    parser.add_argument("--headless", action="store_true", help="run without a tray icon")
+    parser.add_argument("--server", help="server URL, e.g. wss://exitpool.example.com/ws/agent")
+    parser.add_argument("--key", help="enrollment key (needed only the first time)")
+    parser.add_argument("--name", default="", help="name shown to the admin (default: host name)")
+    parser.add_argument("--source-address", help="local IP for all outgoing connections")
+    parser.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let traffic reach this otherwise refused network (repeatable)",
+    )
+    parser.add_argument("--config-dir", type=Path, help="where the credential is kept")
+    parser.add_argument("--max-streams", type=int, help="connections carried at once")
+    parser.add_argument("--connect-timeout", type=float, help="seconds to connect to a target")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not args.headless:
+        sys.exit(
+            "exitpool-agent: the tray app is not part of this build yet; "
+            "run with --headless --server URL --key KEY"
+        )
+    if not args.server:
+        sys.exit("exitpool-agent: --server URL is required")
+    sys.exit(run_headless(args))
+
+
+def run_headless(args: argparse.Namespace) -> int:
+    from desktop_agent.engine.client import AgentEngine
+    from desktop_agent.engine.config import AgentConfig
+
+    overrides = {
+        key: value
+        for key, value in {
+            "config_dir": args.config_dir,
+            "max_streams": args.max_streams,
+            "connect_timeout": args.connect_timeout,
+        }.items()
+        if value is not None
+    }
+    try:
+        config = AgentConfig(
+            server_url=args.server,
+            enrollment_key=args.key,
+            name=args.name,
+            source_address=args.source_address,
+            allowed_networks=tuple(args.allow_network),
+            **overrides,  # type: ignore[arg-type]
+        )
+        engine = AgentEngine(config)
+    except ValueError as exc:
+        print(f"exitpool-agent: {exc}", file=sys.stderr)
+        return 2
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, engine.stop)
+        await engine.run()
+
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    main()

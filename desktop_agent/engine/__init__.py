@@ -1,0 +1,1 @@
+"""The headless agent: WebSocket client, stream relay, guard, state. Never imports Qt."""

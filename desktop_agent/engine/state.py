@@ -1,0 +1,50 @@
+"""The agent's durable state: its credential per server, kept in the user's config dir.
+
+Written atomically (temporary file, then rename) with owner-only permissions:
+the credential is what lets this PC carry traffic, so it is treated like a
+password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "agent-state.json"
+
+
+class AgentState:
+    def __init__(self, config_dir: Path) -> None:
+        self.path = Path(config_dir) / STATE_FILE
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {"servers": {}}
+        return data if isinstance(data.get("servers"), dict) else {"servers": {}}
+
+    def for_server(self, server_url: str) -> dict[str, Any]:
+        entry = self._load()["servers"].get(server_url)
+        return dict(entry) if isinstance(entry, dict) else {}
+
+    def credential(self, server_url: str) -> str | None:
+        value = self.for_server(server_url).get("credential")
+        return value if isinstance(value, str) and value else None
+
+    def update(self, server_url: str, **values: Any) -> None:
+        data = self._load()
+        data["servers"].setdefault(server_url, {}).update(values)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle, indent=2)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,28 @@
+"""The ASGI application daphne serves: the agent endpoint beside Django."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.asgi import get_asgi_application
+
+from server.agent_endpoint import AgentEndpoint, Receive, Scope, Send
+
+AGENT_PATH = "/ws/agent"
+
+
+def build_application(endpoint: AgentEndpoint) -> Any:
+    """Route ``/ws/agent`` to the plain ASGI endpoint and everything HTTP to Django."""
+    django_app = get_asgi_application()
+
+    async def application(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if scope["path"].rstrip("/") == AGENT_PATH:
+                await endpoint(scope, receive, send)
+            else:
+                await receive()
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await django_app(scope, receive, send)
+
+    return application

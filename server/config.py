@@ -1,0 +1,88 @@
+"""Every setting of the server process, named once with its default.
+
+``ServerConfig.from_env()`` reads ``EXITPOOL_*`` variables; ``exitpool-server run``
+flags override them. One object is built per process and passed down to the
+hub, the gateway and the agent endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("EXITPOOL_DATA_DIR", "var")).resolve()
+
+
+def split_host_port(value: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
+    """``"HOST:PORT"``, ``":PORT"``, ``"PORT"`` or ``"[::1]:PORT"`` → ``(host, port)``."""
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or default_host
+    number = int(port)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port out of range in {value!r}")
+    return host, number
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of ``exitpool-server run``. Environment: ``EXITPOOL_<FIELD NAME IN CAPS>``."""
+
+    http: str = "0.0.0.0:8000"
+    """Where daphne serves the admin, dashboard, API and the agents' WebSocket."""
+    proxy: str = "0.0.0.0:8899"
+    """Where the gateway accepts proxy users."""
+    max_header_bytes: int = 64 * 1024
+    """Largest request head (request line + headers) a proxy user may send; more is a 431."""
+    header_timeout: float = 10.0
+    """Seconds a proxy user has to send a complete request head (slowloris guard)."""
+    open_timeout: float = 15.0
+    """Seconds to wait for an agent to connect to a target before answering 504."""
+    response_timeout: float = 60.0
+    """Seconds a forwarded plain-HTTP request waits for the first response byte (then 504)."""
+    agent_hello_timeout: float = 10.0
+    """Seconds an agent has to send HELLO after its WebSocket opens."""
+    auth_cache_seconds: float = 60.0
+    """How long a verified proxy password is trusted without asking the database again."""
+    sticky_sessions_max: int = 100_000
+    """Sticky ``-session-`` routes remembered at once (least recently used are forgotten)."""
+    stream_window: int = 256 * 1024
+    """Per-stream flow-control window granted to agents, in bytes."""
+    max_frame_payload: int = 256 * 1024
+    """Largest frame payload accepted from an agent, in bytes."""
+    max_ws_message: int = 1024 * 1024
+    """Largest WebSocket message accepted from an agent (daphne's limit), in bytes."""
+    max_streams_per_agent: int = 1024
+    """Streams open at once on one agent; beyond it the gateway picks another agent."""
+    ws_ping_interval: float = 20.0
+    """Seconds between server pings to each agent."""
+    ws_ping_timeout: float = 30.0
+    """Seconds without a pong after which the server drops an agent."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServerConfig:
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = environ.get(f"EXITPOOL_{field.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(cls, field.name))
+            try:
+                values[field.name] = kind(raw)
+            except ValueError:
+                raise ValueError(f"EXITPOOL_{field.name.upper()}={raw!r} is not a {kind.__name__}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_overrides(self, **overrides: object) -> ServerConfig:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        return split_host_port(self.http)
+
+    @property
+    def proxy_address(self) -> tuple[str, int]:
+        return split_host_port(self.proxy)

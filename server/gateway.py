@@ -1,0 +1,510 @@
+"""The proxy port: HTTP forward proxy (absolute-form and CONNECT) onto agent streams.
+
+Each user connection is one :class:`ProxyConnection` (an asyncio protocol).
+Request heads are parsed with httptools; CONNECT becomes a raw tunnel after
+the ``200``; absolute-form requests are rewritten to origin form and sent down
+a stream to the target while the response comes back raw. Requests on one
+keep-alive connection reuse the stream while they go to the same host:port.
+HTTP/1.1 clients do not pipeline, so when a request for another host arrives
+the previous response has been delivered and its stream can be dropped.
+
+Every failure is answered (4xx/5xx with an ``X-Exitpool-Error`` code) and
+the connection closed; nothing raises past a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import httptools
+
+import wire
+from server.config import ServerConfig
+from server.http_forward import (
+    BadTarget,
+    Destination,
+    forwarded_head,
+    parse_absolute_url,
+    parse_authority,
+)
+from server.hub import AgentSession, Hub, NoAgent
+from server.proxy_auth import ProxyAuthenticator, parse_basic
+from server.routing import Route, parse_username
+from tunnel import SocketLink, set_nodelay
+from tunnel.link import abort_with_rst
+from wire import Reason
+
+log = logging.getLogger(__name__)
+
+REASON_PHRASES = {
+    400: "Bad Request",
+    403: "Forbidden",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+# How an agent's refusal is answered: status and X-Exitpool-Error code.
+OPEN_FAILURES: dict[Reason, tuple[int, str]] = {
+    Reason.FORBIDDEN: (403, "forbidden"),
+    Reason.TIMEOUT: (504, "target-timeout"),
+    Reason.REFUSED: (502, "target-refused"),
+    Reason.DNS: (502, "dns-failed"),
+    Reason.UNREACHABLE: (502, "target-unreachable"),
+    Reason.TOO_MANY_STREAMS: (503, "agent-busy"),
+    Reason.PAUSED: (503, "agent-paused"),
+    Reason.CONNECTION_LOST: (502, "agent-lost"),
+}
+
+CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"
+
+
+class ProxyError(Exception):
+    """Answer the user with ``status`` and close; ``code`` goes in ``X-Exitpool-Error``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(slots=True)
+class Head:
+    method: bytes
+    url: str
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    chunked: bool
+    upgrade: bool = False
+
+
+class Gateway:
+    """The proxy listener and what its connections share."""
+
+    def __init__(self, hub: Hub, config: ServerConfig) -> None:
+        self.hub = hub
+        self.config = config
+        self.auth = ProxyAuthenticator(config.auth_cache_seconds)
+        self.connections: set[ProxyConnection] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> asyncio.Server:
+        host, port = self.config.proxy_address
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: ProxyConnection(self), host, port, backlog=1024, reuse_address=True
+        )
+        return self.server
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for connection in list(self.connections):
+            connection.abort()
+
+
+class ResponseLink(SocketLink):
+    """A stream whose bytes are an HTTP response relayed raw to the user."""
+
+    def __init__(self, owner: ProxyConnection, session: AgentSession, sid: int) -> None:
+        super().__init__(session.mux, sid, on_close=owner.link_closed)
+        self.owner = owner
+        self.session = session
+
+    def on_data(self, data: bytes) -> None:
+        self.owner.response_started()
+        super().on_data(data)
+
+    def on_end(self) -> None:
+        # The target closed: the response ends here, and so does the user's connection.
+        if self.transport is not None:
+            self.transport.close()
+        self._finish(None)
+
+    def on_reset(self, reason: Reason, message: str) -> None:
+        # The owner decides: a 502 if nothing was relayed yet, else a cut connection.
+        self._finish(message or reason.name.lower())
+
+
+class ProxyConnection(asyncio.Protocol):
+    """One user connection to the proxy port."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.config = gateway.config
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.link: SocketLink | None = None
+        self.destination: Destination | None = None
+        self.tunnel = False
+        self.closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._queued: list[bytes] = []
+        self._heads: list[Head] = []
+        self._head_bytes = 0
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._in_head = False
+        self._chunked = False
+        self._in_body = False
+        self._credentials: str | None = None  # the Proxy-Authorization already verified
+        self._deadline: asyncio.TimerHandle | None = None
+        self._response_timer: asyncio.TimerHandle | None = None
+        self._responded = False
+
+    # ------------------------------------------------------- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        set_nodelay(transport)
+        self.gateway.connections.add(self)
+        self._arm_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel:
+            assert self.link is not None
+            self.link.data_received(data)
+            return
+        if self.closed:
+            return
+        if not self._in_body:
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._dispatch(leftover=data[upgrade.args[0] :])
+            return
+        except httptools.HttpParserError as exc:
+            status = 431 if self._head_bytes > self.config.max_header_bytes else 400
+            self.fail(ProxyError(status, "bad-request", f"malformed HTTP request: {exc}"))
+            return
+        if self._in_head and self._head_bytes > self.config.max_header_bytes:
+            self.fail(ProxyError(431, "header-too-large", "request head too large"))
+            return
+        self._dispatch()
+
+    def eof_received(self) -> bool:
+        if self.tunnel and self.link is not None:
+            return bool(self.link.eof_received())
+        return True  # a plain-HTTP user's half-close does not end the response
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.gateway.connections.discard(self)
+        self._cancel_timers()
+        if self._task is not None:
+            self._task.cancel()
+        if self.link is not None:
+            self.link.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.link is not None:
+            self.link.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.link is not None:
+            self.link.resume_writing()
+
+    # ---------------------------------------------------- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._url = b""
+        self._headers = []
+        self._chunked = False
+        if self._deadline is None:
+            self._arm_deadline()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        if name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+            self._chunked = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._in_body = True
+        self._head_bytes = 0
+        self._cancel_deadline()
+        self._heads.append(
+            Head(
+                method=self.parser.get_method(),
+                url=self._url.decode("latin-1"),
+                version=self.parser.get_http_version(),
+                headers=self._headers,
+                chunked=self._chunked,
+                upgrade=self.parser.should_upgrade(),
+            )
+        )
+
+    def on_body(self, body: bytes) -> None:
+        if self._chunked:
+            body = b"%x\r\n%s\r\n" % (len(body), body)
+        self._forward(body)
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        if self._chunked:
+            self._forward(b"0\r\n\r\n")
+
+    # -------------------------------------------------------------- requests
+
+    def _dispatch(self, leftover: bytes | None = None) -> None:
+        """Act on request heads completed by the last read."""
+        while self._heads and not self.closed:
+            head = self._heads.pop(0)
+            if self._task is not None and not self._task.done():
+                # Still connecting for an earlier request: its body is queued; wait.
+                self._heads.insert(0, head)
+                return
+            try:
+                self._start_request(head, leftover)
+            except ProxyError as exc:
+                self.fail(exc)
+                return
+            except BadTarget as exc:
+                self.fail(ProxyError(400, "bad-request", str(exc)))
+                return
+
+    def _start_request(self, head: Head, leftover: bytes | None) -> None:
+        authorization = _header(head.headers, b"proxy-authorization")
+        credentials = parse_basic(authorization)
+        if credentials is None:
+            raise ProxyError(407, "auth-required", "proxy authentication required")
+        route = parse_username(credentials[0])
+        if head.method == b"CONNECT":
+            destination = parse_authority(head.url)
+            request: bytes | None = None
+        else:
+            destination, target = parse_absolute_url(head.url)
+            request = forwarded_head(
+                head.method, target, head.version, head.headers, destination, head.upgrade
+            )
+        tunnel_after = head.method == b"CONNECT" or head.upgrade
+        reuse = (
+            not tunnel_after
+            and self.link is not None
+            and not self.link.done
+            and destination == self.destination
+            and authorization == self._credentials
+        )
+        if reuse:
+            assert self.link is not None and request is not None
+            self._arm_response_timer()
+            self.link.sender.send(request)
+            return
+        self._drop_link()
+        assert self.transport is not None
+        self.transport.pause_reading()
+        if request is not None:
+            self._queued.insert(0, request)
+        self._task = asyncio.get_running_loop().create_task(
+            self._open(authorization, credentials[1], route, destination, tunnel_after, leftover)
+        )
+
+    async def _open(
+        self,
+        authorization: str | None,
+        password: str,
+        route: Route,
+        destination: Destination,
+        tunnel_after: bool,
+        leftover: bytes | None,
+    ) -> None:
+        try:
+            identity = await self.gateway.auth.check(route.user, password)
+            if identity is None:
+                raise ProxyError(407, "auth-failed", "unknown user or wrong password")
+            self._credentials = authorization
+            session, sid = await self._open_stream(route, destination)
+        except ProxyError as exc:
+            self.fail(exc)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("connecting %s failed", destination)
+            self.fail(ProxyError(500, "internal", "internal error"))
+            return
+        if self.closed or self.transport is None:
+            session.mux.reset(sid, Reason.CANCELLED, "user went away")
+            return
+        self.destination = destination
+        if tunnel_after:
+            link: SocketLink = SocketLink(session.mux, sid, on_close=self.link_closed)
+        else:
+            link = ResponseLink(self, session, sid)
+        self.link = link
+        if tunnel_after and not self._queued:
+            self.transport.write(CONNECT_OK)  # one write: no Nagle stall between line and blank
+            self._responded = True
+        link.bind(self.transport)
+        self.tunnel = tunnel_after
+        queued, self._queued = self._queued, []
+        if not tunnel_after:
+            self._arm_response_timer()
+        for chunk in queued:
+            link.sender.send(chunk)
+        if leftover:
+            link.data_received(leftover)
+        if not link.sender.backlog_size and not self.transport.is_closing():
+            self.transport.resume_reading()
+        self._task = None
+        if self._heads:
+            self._dispatch()
+
+    async def _open_stream(
+        self, route: Route, destination: Destination
+    ) -> tuple[AgentSession, int]:
+        """Open a stream on an agent, trying a second agent once if the first refuses."""
+        tried: list[int] = []
+        failure: tuple[AgentSession, wire.StreamRejected] | None = None
+        for _attempt in range(2):
+            try:
+                session = self.gateway.hub.choose(route, exclude=tried)
+            except NoAgent as exc:
+                if failure is None:
+                    raise ProxyError(503, "no-agent", str(exc)) from None
+                break
+            tried.append(session.agent_id)
+            try:
+                sid, answer = await session.mux.open(
+                    destination.host, destination.port, self.config.open_timeout
+                )
+            except TimeoutError:
+                raise ProxyError(
+                    504,
+                    "agent-timeout",
+                    f"agent {session.name} did not answer within {self.config.open_timeout:g}s",
+                ) from None
+            if isinstance(answer, wire.StreamAccepted):
+                return session, sid
+            failure = (session, answer)
+            if route.agent is not None:
+                break
+        assert failure is not None
+        session, rejected = failure
+        status, code = OPEN_FAILURES.get(rejected.reason, (502, "agent-error"))
+        raise ProxyError(
+            status,
+            code,
+            f"agent {session.name} could not reach {destination}: {rejected.message}",
+        )
+
+    def _forward(self, data: bytes) -> None:
+        """Request bytes after a head: to the stream, or queued while it opens."""
+        if self._task is None and self.link is not None and not self.link.done:
+            self.link.sender.send(data)
+        else:
+            self._queued.append(data)
+
+    def _drop_link(self) -> None:
+        if self.link is not None:
+            link, self.link = self.link, None
+            link.cancel(Reason.CANCELLED, "user switched destination")
+
+    # --------------------------------------------------------------- answers
+
+    def link_closed(self, link: SocketLink, error: str | None) -> None:
+        """The stream ended; a broken one must look broken to the user."""
+        if link is not self.link or self.closed:
+            return
+        self._cancel_timers()
+        if error is not None:
+            self.fail(ProxyError(502, "agent-lost", f"the stream broke: {error}"))
+
+    def response_started(self) -> None:
+        self._responded = True
+        if self._response_timer is not None:
+            self._response_timer.cancel()
+            self._response_timer = None
+
+    def fail(self, error: ProxyError) -> None:
+        """Answer with an error (if no response has started) and close."""
+        if self.closed or self.transport is None:
+            return
+        self._cancel_timers()
+        if self._responded:
+            self.abort()
+            return
+        self._responded = True
+        self.closed = True
+        phrase = REASON_PHRASES.get(error.status, "Error")
+        body = f"{error.status} {phrase}: {error}\n".encode()
+        lines = [
+            f"HTTP/1.1 {error.status} {phrase}",
+            "Content-Type: text/plain; charset=utf-8",
+            f"Content-Length: {len(body)}",
+            f"X-Exitpool-Error: {error.code}",
+            "Connection: close",
+        ]
+        if error.status == 407:
+            lines.append('Proxy-Authenticate: Basic realm="exitpool"')
+        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        self.transport.close()
+        if self.link is not None:
+            self.link.mux.reset(self.link.sid, Reason.CANCELLED, "request failed")
+
+    def abort(self) -> None:
+        """Cut the connection so the user sees an error, never a clean end."""
+        self.closed = True
+        self._cancel_timers()
+        if self.transport is not None:
+            abort_with_rst(self.transport)
+
+    # ---------------------------------------------------------------- timers
+
+    def _arm_deadline(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(self.config.header_timeout, self._head_timeout)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_timeout(self) -> None:
+        self._deadline = None
+        if self.link is None and self._task is None:
+            self.fail(ProxyError(408, "header-timeout", "request head not received in time"))
+        elif self._in_head:
+            self.abort()
+
+    def _arm_response_timer(self) -> None:
+        if self._response_timer is not None:
+            self._response_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._response_timer = loop.call_later(self.config.response_timeout, self._no_response)
+        self._responded = False
+
+    def _no_response(self) -> None:
+        self._response_timer = None
+        self.fail(
+            ProxyError(
+                504,
+                "target-timeout",
+                f"no response from {self.destination} within {self.config.response_timeout:g}s",
+            )
+        )
+
+    def _cancel_timers(self) -> None:
+        self._cancel_deadline()
+        if self._response_timer is not None:
+            self._response_timer.cancel()
+            self._response_timer = None
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,84 @@
+"""Proxy-Authorization checking without a slow hash on every request.
+
+Django stores proxy passwords with its password hasher (PBKDF2: deliberately
+hundreds of milliseconds). The gateway verifies a (name, password) pair once
+with it, then trusts a SHA-256 of the pair in memory for
+``auth_cache_seconds``. Concurrent first requests with the same pair share one
+check. Disabling a user takes effect when the cached entry expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import time
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+
+from server.fleet.models import ProxyUser
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyIdentity:
+    user_id: int
+    name: str
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    """``Basic base64(name:password)`` → ``(name, password)``, or None if malformed."""
+    if not header:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    return (name, password) if sep and name else None
+
+
+def _check(name: str, password: str) -> ProxyIdentity | None:
+    user = ProxyUser.authenticate(name, password)
+    return ProxyIdentity(user.pk, user.name) if user else None
+
+
+class ProxyAuthenticator:
+    """Verifies proxy users with a short-lived in-memory cache (see module docstring)."""
+
+    NEGATIVE_TTL = 5.0
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._cache: dict[bytes, tuple[float, ProxyIdentity | None]] = {}
+        self._pending: dict[bytes, asyncio.Future[ProxyIdentity | None]] = {}
+
+    async def check(self, name: str, password: str) -> ProxyIdentity | None:
+        key = hashlib.sha256(f"{name}\0{password}".encode()).digest()
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[ProxyIdentity | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            identity = await sync_to_async(_check)(name, password)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._pending.pop(key, None)
+        ttl = self.ttl if identity is not None else self.NEGATIVE_TTL
+        if len(self._cache) > 100_000:
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        self._cache[key] = (now + ttl, identity)
+        future.set_result(identity)
+        return identity

@@ -1,0 +1,125 @@
+"""``exitpool-server run``: daphne and the gateway on one event loop.
+
+``import daphne.server`` installs Twisted's asyncio reactor on a new loop;
+daphne then serves the ASGI app, and ``callWhenRunning`` starts the gateway
+listener on that same loop (DESIGN.md, principle 4). daphne has no ASGI
+lifespan, so start-up and shutdown work lives here. On SIGTERM or SIGINT,
+agents are closed with 1001 (going away) before the reactor stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from typing import Any
+
+from server.config import ServerConfig
+
+log = logging.getLogger("server")
+
+SHUTDOWN_GRACE = 2.0
+"""Seconds agents get to acknowledge the 1001 close before the process exits."""
+
+
+def serve(config: ServerConfig) -> int:
+    """Run until stopped; returns the process exit code."""
+    import daphne.server
+    from django.core.management import call_command
+    from twisted.internet import defer, reactor
+
+    from server.agent_endpoint import AgentEndpoint
+    from server.asgi import build_application
+    from server.gateway import Gateway
+    from server.hub import Hub
+    from wire import CloseCode
+
+    call_command("migrate", interactive=False, verbosity=0)
+    hub = Hub(sticky_max=config.sticky_sessions_max)
+    gateway = Gateway(hub, config)
+    application = build_application(AgentEndpoint(hub, config))
+    http_host, http_port = config.http_address
+    server = daphne.server.Server(
+        application=application,
+        endpoints=[f"tcp:port={http_port}:interface={_twisted_host(http_host)}"],
+        signal_handlers=True,
+        ping_interval=config.ws_ping_interval,
+        ping_timeout=config.ws_ping_timeout,
+        websocket_timeout=-1,
+        websocket_max_message_size=config.max_ws_message,
+        websocket_max_frame_size=config.max_ws_message,
+        websocket_handshake_timeout=10,
+        verbosity=0,
+    )
+    failed = False
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def start_gateway() -> None:
+        nonlocal failed
+        try:
+            await gateway.start()
+        except OSError as exc:
+            log.critical("cannot listen for proxy users on %s: %s", config.proxy, exc)
+            failed = True
+            server.stop()
+            return
+        _print_banner(config)
+
+    def on_running() -> None:
+        _nodelay_on_listeners(reactor)
+        task = asyncio.get_event_loop().create_task(start_gateway())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def shutdown() -> None:
+        log.info("shutting down: closing %d agent(s)", len(hub.sessions))
+        await gateway.close()
+        await hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
+        loop = asyncio.get_event_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE
+        while hub.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+    reactor.callWhenRunning(on_running)
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(shutdown()))
+    )
+    server.run()
+    if failed or not server.listening_addresses:
+        return 1
+    return 0
+
+
+def _nodelay_on_listeners(reactor: Any) -> None:
+    """TCP_NODELAY on daphne's listening sockets, inherited by every accepted agent socket.
+
+    Twisted leaves Nagle on; small WINDOW frames to agents would then wait for
+    delayed ACKs (~40 ms each), capping a stream at a few MB/s.
+    """
+    from twisted.internet import tcp
+
+    for reader in reactor.getReaders():
+        if isinstance(reader, tcp.Port):
+            reader.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _twisted_host(host: str) -> str:
+    return host.replace(":", r"\:")
+
+
+def _print_banner(config: ServerConfig) -> None:
+    http_host, http_port = config.http_address
+    proxy_host, proxy_port = config.proxy_address
+    shown = "127.0.0.1" if http_host in ("0.0.0.0", "::") else http_host
+    proxy_shown = "127.0.0.1" if proxy_host in ("0.0.0.0", "::") else proxy_host
+    print(
+        "Exitpool server ready\n"
+        f"  admin:     http://{shown}:{http_port}/admin/\n"
+        f"  agents:    ws://{shown}:{http_port}/ws/agent"
+        "   (key: exitpool-server enrollkey)\n"
+        f"  proxy:     http://USER:PASSWORD@{proxy_shown}:{proxy_port}"
+        "   (user: exitpool-server proxyuser NAME)",
+        flush=True,
+    )
+    sys.stdout.flush()

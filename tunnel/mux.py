@@ -1,0 +1,216 @@
+"""Multiplexer: one :class:`wire.Connection` on an asyncio loop.
+
+The mux turns wire events into calls on per-stream handlers and turns queued
+frames into WebSocket messages. Output is flushed once per loop iteration
+(``call_soon``), so everything produced in one iteration — often many small
+DATA and WINDOW frames — leaves as one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import wire
+from wire import Reason
+
+log = logging.getLogger(__name__)
+
+SendMessage = Callable[[bytes | str], Awaitable[None]]
+
+
+class StreamHandler(Protocol):
+    """What the mux calls for one stream (implemented by :class:`~tunnel.link.SocketLink`)."""
+
+    def on_data(self, data: bytes) -> None: ...
+    def on_credit(self) -> None: ...
+    def on_end(self) -> None: ...
+    def on_reset(self, reason: Reason, message: str) -> None: ...
+
+
+class Mux:
+    """Routes one connection's streams; call :meth:`feed_bytes`/:meth:`feed_text` per message.
+
+    ``send`` writes one WebSocket message; it may await (backpressure on the
+    socket) — messages are sent strictly in order by one writer task.
+    ``on_control`` receives control messages; ``on_open`` (agent side) receives
+    stream requests. A :class:`wire.ProtocolError` from the peer propagates out of
+    ``feed_*`` so the caller can close the connection with its code.
+    """
+
+    def __init__(
+        self,
+        conn: wire.Connection,
+        send: SendMessage,
+        on_control: Callable[[dict[str, Any]], None] = lambda message: None,
+        on_open: Callable[[int, str, int], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self._send = send
+        self._on_control = on_control
+        self._on_open = on_open
+        self._handlers: dict[int, StreamHandler] = {}
+        self._opening: dict[int, asyncio.Future[wire.StreamAccepted | wire.StreamRejected]] = {}
+        self._outbox: collections.deque[bytes | str] = collections.deque()
+        self._flush_scheduled = False
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.send_error: BaseException | None = None
+
+    # ------------------------------------------------------------------ input
+
+    def feed_bytes(self, message: bytes) -> None:
+        """Process a binary message; raises :class:`wire.ProtocolError` on bad input."""
+        self.bytes_in += len(message)
+        self.conn.receive_bytes(message)
+        self._dispatch()
+
+    def feed_text(self, text: str) -> None:
+        self.conn.receive_text(text)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        for event in self.conn.events_received():
+            match event:
+                case wire.DataReceived(sid, data):
+                    handler = self._handlers.get(sid)
+                    if handler is not None:
+                        handler.on_data(data)
+                    else:  # nobody will ever read it: give the credit back at once
+                        self.conn.consumed(sid, len(data))
+                case wire.CreditAdded(sid):
+                    if (handler := self._handlers.get(sid)) is not None:
+                        handler.on_credit()
+                case wire.EndReceived(sid):
+                    if (handler := self._handlers.get(sid)) is not None:
+                        handler.on_end()
+                case wire.StreamReset(sid, reason, message):
+                    if (handler := self._handlers.pop(sid, None)) is not None:
+                        handler.on_reset(reason, message)
+                    self._settle(sid, wire.StreamRejected(sid, reason, message))
+                case wire.StreamAccepted(sid) | wire.StreamRejected(sid):
+                    self._settle(sid, event)
+                case wire.StreamOpenRequested(sid, host, port):
+                    if self._on_open is None:
+                        self.reject(sid, Reason.INTERNAL, "not accepting streams")
+                    else:
+                        self._on_open(sid, host, port)
+                case wire.ControlReceived(message):
+                    self._on_control(message)
+        self.flush_soon()
+
+    def _settle(self, sid: int, result: wire.StreamAccepted | wire.StreamRejected) -> None:
+        future = self._opening.pop(sid, None)
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    # ---------------------------------------------------------------- streams
+
+    async def open(
+        self, host: str, port: int, timeout: float
+    ) -> tuple[int, wire.StreamAccepted | wire.StreamRejected]:
+        """(server) Open a stream and wait for the agent's answer.
+
+        Returns the stream id and the agent's answer. On timeout or cancellation
+        the stream is reset, so the agent drops its half-made connection.
+        """
+        if self._closed:
+            return 0, wire.StreamRejected(0, Reason.CONNECTION_LOST, "agent went offline")
+        sid = self.conn.open_stream(host, port)
+        future = asyncio.get_running_loop().create_future()
+        self._opening[sid] = future
+        self.flush_soon()
+        try:
+            async with asyncio.timeout(timeout):
+                return sid, await future
+        except BaseException:
+            self._opening.pop(sid, None)
+            self.reset(sid, Reason.CANCELLED, "open abandoned")
+            raise
+
+    def accept(self, sid: int, peer: str) -> None:
+        """(agent) The target is connected: send OPEN_OK."""
+        self.conn.accept_stream(sid, peer)
+        self.flush_soon()
+
+    def reject(self, sid: int, reason: Reason, message: str) -> None:
+        """(agent) The stream cannot open: send OPEN_FAIL."""
+        self.conn.reject_stream(sid, reason, message)
+        self.flush_soon()
+
+    def attach(self, sid: int, handler: StreamHandler) -> None:
+        """Route the stream's events to ``handler`` from now on."""
+        self._handlers[sid] = handler
+
+    def detach(self, sid: int) -> None:
+        self._handlers.pop(sid, None)
+
+    def reset(self, sid: int, reason: Reason, message: str = "") -> None:
+        """Reset a stream and forget its handler (its own teardown is the caller's)."""
+        self._handlers.pop(sid, None)
+        if not self._closed:
+            self.conn.reset_stream(sid, reason, message)
+            self.flush_soon()
+
+    def send_control(self, message: dict[str, Any]) -> None:
+        if not self._closed:
+            self.conn.send_control(message)
+            self.flush_soon()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, reason: Reason = Reason.CONNECTION_LOST, message: str = "") -> None:
+        """The WebSocket is gone: every stream and pending open ends with ``reason``."""
+        if self._closed:
+            return
+        self._closed = True
+        handlers, self._handlers = self._handlers, {}
+        for handler in handlers.values():
+            handler.on_reset(reason, message)
+        for sid, future in list(self._opening.items()):
+            if not future.done():
+                future.set_result(wire.StreamRejected(sid, reason, message))
+        self._opening.clear()
+        self._outbox.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+
+    # ----------------------------------------------------------------- output
+
+    def flush_soon(self) -> None:
+        """Send what the connection queued, once, at the end of this loop iteration."""
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        messages = self.conn.data_to_send()
+        if not messages:
+            return
+        self._outbox.extend(messages)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self._outbox:
+                message = self._outbox.popleft()
+                if isinstance(message, bytes):
+                    self.bytes_out += len(message)
+                await self._send(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the socket broke: the reader side will see it close
+            log.debug("send failed: %r", exc)
+            self.send_error = exc
+            self._outbox.clear()
