@@ -152,6 +152,7 @@ class Connection:
             raise RuntimeError("stream already accepted")
         stream.opened = True
         stream.recv_window = self.limits.stream_window
+        peer = self._clip(peer, reserve=4)
         self._frame(encode_frame(OpenOk(stream_id, self.limits.stream_window, peer)))
 
     def reject_stream(self, stream_id: int, reason: Reason, message: str) -> None:
@@ -198,6 +199,8 @@ class Connection:
         stream = self._streams.get(stream_id)
         if stream is None or stream.local_fin:
             return
+        if not stream.opened:
+            raise RuntimeError("FIN before OPEN_OK: reset the stream instead")
         stream.local_fin = True
         self._frame(encode_frame(Fin(stream_id)))
         if stream.remote_fin:
@@ -223,9 +226,9 @@ class Connection:
 
     # -------------------------------------------------------------- internals
 
-    def _clip(self, message: str) -> str:
-        """A reason text cut to fit one frame (bytes, not characters; never mid-character)."""
-        limit = min(MAX_REASON_BYTES, self.limits.max_frame_payload - 1)
+    def _clip(self, message: str, reserve: int = 1) -> str:
+        """A text cut to fit one frame beside ``reserve`` bytes (bytes, never mid-character)."""
+        limit = min(MAX_REASON_BYTES, self.limits.max_frame_payload - reserve)
         return message.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
     def _frame(self, *parts: bytes) -> None:
@@ -293,6 +296,8 @@ class Connection:
         stream = self._known(sid, "WINDOW")
         if stream is None:
             return
+        if not stream.opened:
+            raise ProtocolError(f"WINDOW before stream {sid} was accepted")
         stream.send_credit += increment
         if stream.send_credit > MAX_WINDOW:
             raise ProtocolError(f"WINDOW overflows 2^31-1 on stream {sid}")
@@ -302,6 +307,8 @@ class Connection:
         stream = self._known(sid, "FIN")
         if stream is None:
             return
+        if not stream.opened:
+            raise ProtocolError(f"FIN before stream {sid} was accepted")
         if stream.remote_fin:
             raise ProtocolError(f"second FIN on stream {sid}")
         stream.remote_fin = True

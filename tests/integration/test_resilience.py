@@ -1,0 +1,133 @@
+"""Things go wrong: agents die, the server restarts, credentials are revoked."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+import requests
+
+from tests.integration.conftest import USER, proxies
+from tests.support.processes import AgentProcess, ServerProcess, wait_for
+
+
+def test_killing_an_agent_mid_download_ends_the_users_connection_with_an_error(
+    tmp: Path, server: ServerProcess, key: str, target
+):
+    doomed = AgentProcess(tmp, server, key, "pc-doomed", "127.0.0.8").start()
+    size = 10_000_000
+    route = proxies(server, f"{USER}-agent-pc-doomed")
+    received = 0
+    with pytest.raises(requests.exceptions.RequestException):
+        with requests.get(
+            f"{target.url}/slow-bytes/{size}?rate=1000000", proxies=route, stream=True, timeout=10
+        ) as response:
+            assert response.status_code == 200
+            assert int(response.headers["Content-Length"]) == size
+            for chunk in response.iter_content(65536):
+                received += len(chunk)
+                if received >= 200_000 and doomed.running:
+                    doomed.kill()
+    assert 200_000 <= received < size
+
+
+def test_killing_an_agent_mid_connect_tunnel_resets_the_users_socket(
+    tmp: Path, server: ServerProcess, key: str, target
+):
+    doomed = AgentProcess(tmp, server, key, "pc-doomed2", "127.0.0.9").start()
+    with socket.create_connection(("127.0.0.1", server.proxy_port), timeout=10) as sock:
+        auth = requests.auth._basic_auth_str(f"{USER}-agent-pc-doomed2", "s3cret-pw")
+        sock.sendall(
+            f"CONNECT 127.0.0.3:{target.port} HTTP/1.1\r\nProxy-Authorization: {auth}\r\n\r\n".encode()
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.sendall(
+            f"GET /slow-bytes/5000000?rate=500000 HTTP/1.1\r\nHost: 127.0.0.3\r\n\r\n".encode()
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        doomed.kill()
+        with pytest.raises((ConnectionResetError, TimeoutError)):
+            while sock.recv(65536):
+                pass
+
+
+def test_agents_reconnect_by_themselves_after_the_server_restarts(
+    server: ServerProcess, agent_a: AgentProcess, target
+):
+    online_before = agent_a.count("online as")
+    assert server.terminate() == 0
+    assert "closing 1 agent" in server.log() or "closing 2 agent" in server.log()
+    server.start()
+    agent_a.wait_online(online_before, timeout=30)
+    response = requests.get(
+        f"{target.url}/ip", proxies=proxies(server, f"{USER}-agent-pc-a"), timeout=10
+    )
+    assert response.text == "127.0.0.2"
+
+
+async def test_sigterm_closes_agents_with_1001(tmp_path: Path):
+    lonely = ServerProcess(tmp_path)
+    lonely.data_dir.mkdir()
+    lonely.cli("migrate", "-v", "0")
+    enroll = lonely.enrollment_key()
+    lonely.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(
+                lonely.ws_url, headers={"X-Exitpool-Enrollment-Key": enroll}
+            )
+            await ws.send_str('{"type":"hello","version":1,"name":"probe"}')
+            welcome = await ws.receive_json(timeout=10)
+            assert welcome["type"] == "welcome"
+            assert welcome["credential"].startswith("epa_")
+            started = time.monotonic()
+            lonely.proc.send_signal(15)  # type: ignore[union-attr]
+            message = await ws.receive(timeout=10)
+            assert message.type is aiohttp.WSMsgType.CLOSE
+            assert message.data == 1001
+            assert time.monotonic() - started < 5
+        assert await asyncio.to_thread(lonely.proc.wait, 10) == 0  # type: ignore[union-attr]
+    finally:
+        lonely.terminate()
+
+
+async def test_an_unknown_credential_or_key_is_refused_at_the_handshake(server: ServerProcess):
+    async with aiohttp.ClientSession() as http:
+        for headers in (
+            {"Authorization": "Bearer epa_not-a-real-credential"},
+            {"X-Exitpool-Enrollment-Key": "epk_not-a-real-key"},
+            {},
+        ):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(server.ws_url, headers=headers)
+            assert refused.value.status == 403
+
+
+def test_a_revoked_agent_is_refused_when_it_reconnects(
+    tmp: Path, server: ServerProcess, key: str
+):
+    agent = AgentProcess(tmp, server, key, "pc-revoked", "127.0.0.10").start()
+    agent.terminate()
+    assert "revoked agent pc-revoked" in server.cli("revokeagent", "pc-revoked")
+    agent.start(wait_online=False)
+    try:
+        wait_for(lambda: "refused this agent's credential" in agent.log(), 20, "the refusal")
+        assert "online as" not in agent.log().split("revoked")[-1]
+    finally:
+        agent.terminate()
+
+
+def test_an_agent_keeps_its_credential_and_does_not_enroll_again(
+    tmp: Path, server: ServerProcess, key: str
+):
+    agent = AgentProcess(tmp, server, key, "pc-keeper", "127.0.0.11").start()
+    agent.terminate()
+    agent.key = "epk_this-key-does-not-exist"  # only the saved credential can work now
+    agent.start()
+    agent.terminate()
+    assert agent.count("enrolled as pc-keeper") == 1
+    assert agent.count("online as pc-keeper") == 2

@@ -1,0 +1,146 @@
+"""Which agent carries a request: rotation, sticky sessions, pinning, retry, pause."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from pathlib import Path
+
+import pytest
+import requests
+
+from desktop_agent.engine.client import AgentEngine, Status
+from desktop_agent.engine.config import AgentConfig
+from tests.integration.conftest import USER, proxies
+from tests.support.processes import AgentProcess
+
+pytestmark = pytest.mark.usefixtures("agent_a", "agent_b")
+
+
+def exit_ips(server, target, user: str = USER, count: int = 10) -> list[str]:
+    with requests.Session() as session:
+        session.proxies = proxies(server, user)
+        # A new connection per request so each one is routed afresh.
+        return [
+            session.get(f"{target.url}/ip", headers={"Connection": "close"}, timeout=10).text
+            for _ in range(count)
+        ]
+
+
+def test_it_rotates_over_agents_with_distinct_exit_ips(server, target):
+    seen = collections.Counter(exit_ips(server, target))
+    assert set(seen) == {"127.0.0.2", "127.0.0.4"}
+    assert abs(seen["127.0.0.2"] - seen["127.0.0.4"]) <= 2
+
+
+def test_it_sticks_a_session_to_one_agent(server, target):
+    for session_id in ("one", "two", "three"):
+        assert len(set(exit_ips(server, target, f"{USER}-session-{session_id}", 6))) == 1
+
+
+def test_it_pins_a_named_agent(server, target):
+    assert set(exit_ips(server, target, f"{USER}-agent-pc-b", 6)) == {"127.0.0.4"}
+    assert set(exit_ips(server, target, f"{USER}-agent-pc-a", 6)) == {"127.0.0.2"}
+
+
+def test_it_answers_503_for_a_pinned_agent_that_is_offline(server, target):
+    response = requests.get(
+        f"{target.url}/ip", proxies=proxies(server, f"{USER}-agent-nobody"), timeout=10
+    )
+    assert response.status_code == 503
+    assert "nobody" in response.text
+
+
+def test_it_retries_once_on_another_agent_when_the_first_refuses(
+    tmp: Path, server, key, target, tls_target, ca_bundle
+):
+    # This agent's owner did not widen the guard: it refuses every loopback target.
+    strict = AgentProcess(tmp, server, key, "pc-strict", "127.0.0.5", allow=()).start()
+    try:
+        for _ in range(6):
+            response = requests.get(
+                f"{tls_target.url}/ip", proxies=proxies(server), verify=ca_bundle, timeout=10
+            )
+            assert response.status_code == 200
+            assert response.text in ("127.0.0.2", "127.0.0.4")
+        pinned = requests.get(
+            f"{target.url}/ip", proxies=proxies(server, f"{USER}-agent-pc-strict"), timeout=10
+        )
+        assert pinned.status_code == 403
+    finally:
+        strict.terminate()
+
+
+async def test_a_paused_engine_gets_no_new_streams_and_resumes(tmp: Path, server, key, target):
+    config = AgentConfig(
+        server_url=server.ws_url,
+        enrollment_key=key,
+        name="pc-pausable",
+        source_address="127.0.0.6",
+        allowed_networks=("127.0.0.0/8",),
+        config_dir=tmp / "agent-pausable",
+    )
+    engine = AgentEngine(config)
+    task = asyncio.create_task(engine.run())
+    pinned = proxies(server, f"{USER}-agent-pc-pausable")
+
+    def fetch() -> requests.Response:
+        return requests.get(f"{target.url}/ip", proxies=pinned, timeout=10)
+
+    try:
+        await wait_async(lambda: engine.status is Status.ONLINE, "the engine to come online")
+        assert (await asyncio.to_thread(fetch)).text == "127.0.0.6"
+        engine.pause()
+        await asyncio.sleep(0.3)
+        paused = await asyncio.to_thread(fetch)
+        assert paused.status_code == 503
+        assert "paused" in paused.text
+        unpinned = await asyncio.to_thread(exit_ips, server, target, USER, 6)
+        assert "127.0.0.6" not in unpinned
+        engine.resume()
+        await asyncio.sleep(0.3)
+        assert (await asyncio.to_thread(fetch)).text == "127.0.0.6"
+    finally:
+        engine.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_paused_engine_lets_a_running_download_finish(tmp: Path, server, key, target):
+    config = AgentConfig(
+        server_url=server.ws_url,
+        enrollment_key=key,
+        name="pc-finisher",
+        source_address="127.0.0.7",
+        allowed_networks=("127.0.0.0/8",),
+        config_dir=tmp / "agent-finisher",
+    )
+    engine = AgentEngine(config)
+    task = asyncio.create_task(engine.run())
+    try:
+        await wait_async(lambda: engine.status is Status.ONLINE, "the engine to come online")
+        size = 400_000
+        download = asyncio.create_task(
+            asyncio.to_thread(
+                requests.get,
+                f"{target.url}/slow-bytes/{size}?rate=400000",
+                proxies=proxies(server, f"{USER}-agent-pc-finisher"),
+                timeout=20,
+            )
+        )
+        await wait_async(lambda: engine.open_streams == 1, "the download to start")
+        engine.pause()
+        response = await download
+        assert response.status_code == 200
+        assert len(response.content) == size
+    finally:
+        engine.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def wait_async(predicate, what: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
