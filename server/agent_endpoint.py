@@ -78,13 +78,21 @@ class AgentEndpoint:
             return
         exit_ip = (scope.get("client") or ("unknown", 0))[0]
         authorization = _header(scope, b"authorization") or ""
-        credential = authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
+        credential = (
+            authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
+        )
         key = _header(scope, b"x-exitpool-enrollment-key")
         found = await sync_to_async(_authenticate)(credential, key)
         if found is None:
-            log.warning("agent from %s refused: %s", exit_ip, "unknown or revoked credential"
-                        if credential else "unknown, expired or revoked enrollment key"
-                        if key else "no credential")
+            log.warning(
+                "agent from %s refused: %s",
+                exit_ip,
+                "unknown or revoked credential"
+                if credential
+                else "unknown, expired or revoked enrollment key"
+                if key
+                else "no credential",
+            )
             await send({"type": "websocket.close", "code": int(CloseCode.UNAUTHORIZED)})
             return
         await send({"type": "websocket.accept"})
@@ -109,7 +117,9 @@ class AgentEndpoint:
         except (TimeoutError, ProtocolError) as exc:
             reason = "no HELLO in time" if isinstance(exc, TimeoutError) else str(exc)
             log.warning("agent from %s dropped: %s", exit_ip, reason)
-            await send({"type": "websocket.close", "code": int(CloseCode.BAD_HELLO), "reason": reason})
+            await send(
+                {"type": "websocket.close", "code": int(CloseCode.BAD_HELLO), "reason": reason}
+            )
             return None
 
     async def _serve(

@@ -73,7 +73,8 @@ class ServerConfig:
             try:
                 values[field.name] = kind(raw)
             except ValueError:
-                raise ValueError(f"EXITPOOL_{field.name.upper()}={raw!r} is not a {kind.__name__}")
+                name = f"EXITPOOL_{field.name.upper()}"
+                raise ValueError(f"{name}={raw!r} is not a {kind.__name__}") from None
         return cls(**values)  # type: ignore[arg-type]
 
     def with_overrides(self, **overrides: object) -> ServerConfig:

@@ -1,7 +1,7 @@
 """Let the agent endpoint close WebSockets with the codes RFC 6455 gives servers.
 
 daphne passes an ASGI ``websocket.close`` to autobahn's ``sendClose``, which
-accepts only 1000 and 3000–4999 — so "going away" (1001, server shutdown) and
+accepts only 1000 and 3000-4999 — so "going away" (1001, server shutdown) and
 "protocol error" (1002, a misbehaving agent) could not be sent and the
 connection was dropped instead (the agent saw 1006). This replaces daphne's
 ``serverClose`` with one that sends any code a server may send, and the

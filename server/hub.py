@@ -69,7 +69,7 @@ class Hub:
         self._sticky_max = sticky_max
 
     def register(self, session: AgentSession) -> AgentSession | None:
-        """Add an online agent; returns the older session of the same agent, which the caller closes."""
+        """Add an online agent; returns its older session, if any, for the caller to close."""
         previous = self.sessions.get(session.agent_id)
         self.sessions[session.agent_id] = session
         return previous

@@ -29,13 +29,12 @@ def serve(config: ServerConfig) -> int:
     from django.core.management import call_command
     from twisted.internet import defer, reactor
 
+    from server import daphne_close
     from server.agent_endpoint import AgentEndpoint
     from server.asgi import build_application
     from server.gateway import Gateway
     from server.hub import Hub
     from wire import CloseCode
-
-    from server import daphne_close
 
     daphne_close.install()
     call_command("migrate", interactive=False, verbosity=0)

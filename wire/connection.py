@@ -52,7 +52,6 @@ from wire.frames import (
 )
 from wire.limits import MAX_WINDOW, Limits
 
-
 MAX_REASON_BYTES = 512
 """Longest human-readable reason carried by OPEN_FAIL and RESET."""
 

@@ -16,7 +16,7 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def next_delay(self) -> float:
-        cap = min(self.maximum, self.initial * 2 ** min(self.failures, 32))
+        cap: float = min(self.maximum, self.initial * float(2 ** min(self.failures, 32)))
         self.failures += 1
         return cap / 2 + self._rng.uniform(0, cap / 2)
 

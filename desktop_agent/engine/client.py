@@ -212,7 +212,10 @@ class AgentEngine:
 
         mux = Mux(wire.Connection(wire.Role.AGENT, limits), send, self._on_control, self._on_open)
         relay = Relay(
-            mux, self.guard, self.config.connect_timeout, self.config.source_address,
+            mux,
+            self.guard,
+            self.config.connect_timeout,
+            self.config.source_address,
             self._link_closed,
         )
         self._ws, self._mux, self._relay = ws, mux, relay

@@ -107,7 +107,9 @@ class Agent(models.Model):
         ).first()
 
     @classmethod
-    def enroll(cls, key: EnrollmentKey, wanted_name: str, facts: dict[str, Any]) -> tuple[Agent, str]:
+    def enroll(
+        cls, key: EnrollmentKey, wanted_name: str, facts: dict[str, Any]
+    ) -> tuple[Agent, str]:
         """Create an agent under a unique name; the raw credential is returned once."""
         raw = new_token("epa", 32)
         base = (wanted_name.strip() or "agent")[:90]

@@ -98,9 +98,7 @@ def test_it_answers_407_without_or_with_wrong_credentials(server, target):
 
 def test_it_answers_502_with_the_reason_when_the_target_refuses(server):
     closed_port = free_port("127.0.0.3")
-    response = requests.get(
-        f"http://127.0.0.3:{closed_port}/", proxies=proxies(server), timeout=10
-    )
+    response = requests.get(f"http://127.0.0.3:{closed_port}/", proxies=proxies(server), timeout=10)
     assert response.status_code == 502
     assert response.headers["X-Exitpool-Error"] == "target-refused"
     assert "connection refused" in response.text
@@ -136,9 +134,7 @@ def test_it_answers_504_when_the_target_does_not_accept_in_time(server):
             except TimeoutError:
                 break
         port = listener.getsockname()[1]
-        response = requests.get(
-            f"http://127.0.0.3:{port}/", proxies=proxies(server), timeout=20
-        )
+        response = requests.get(f"http://127.0.0.3:{port}/", proxies=proxies(server), timeout=20)
         assert response.status_code == 504
         assert response.headers["X-Exitpool-Error"] == "target-timeout"
     finally:
@@ -174,4 +170,3 @@ def test_it_answers_503_when_no_agent_is_online(tmp_path, target):
 
 def test_it_keeps_the_exit_ip_the_agent_connected_from(server, agent_a: AgentProcess):
     assert "exit IP seen by the server: 127.0.0.2" in agent_a.log()
-

@@ -22,16 +22,18 @@ def test_killing_an_agent_mid_download_ends_the_users_connection_with_an_error(
     size = 10_000_000
     route = proxies(server, f"{USER}-agent-pc-doomed")
     received = 0
-    with pytest.raises(requests.exceptions.RequestException):
-        with requests.get(
+    with (
+        pytest.raises(requests.exceptions.RequestException),
+        requests.get(
             f"{target.url}/slow-bytes/{size}?rate=1000000", proxies=route, stream=True, timeout=10
-        ) as response:
-            assert response.status_code == 200
-            assert int(response.headers["Content-Length"]) == size
-            for chunk in response.iter_content(65536):
-                received += len(chunk)
-                if received >= 200_000 and doomed.running:
-                    doomed.kill()
+        ) as response,
+    ):
+        assert response.status_code == 200
+        assert int(response.headers["Content-Length"]) == size
+        for chunk in response.iter_content(65536):
+            received += len(chunk)
+            if received >= 200_000 and doomed.running:
+                doomed.kill()
     assert 200_000 <= received < size
 
 
@@ -41,13 +43,10 @@ def test_killing_an_agent_mid_connect_tunnel_resets_the_users_socket(
     doomed = AgentProcess(tmp, server, key, "pc-doomed2", "127.0.0.9").start()
     with socket.create_connection(("127.0.0.1", server.proxy_port), timeout=10) as sock:
         auth = requests.auth._basic_auth_str(f"{USER}-agent-pc-doomed2", "s3cret-pw")
-        sock.sendall(
-            f"CONNECT 127.0.0.3:{target.port} HTTP/1.1\r\nProxy-Authorization: {auth}\r\n\r\n".encode()
-        )
+        connect = f"CONNECT 127.0.0.3:{target.port} HTTP/1.1\r\nProxy-Authorization: {auth}"
+        sock.sendall(connect.encode() + b"\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-        sock.sendall(
-            f"GET /slow-bytes/5000000?rate=500000 HTTP/1.1\r\nHost: 127.0.0.3\r\n\r\n".encode()
-        )
+        sock.sendall(b"GET /slow-bytes/5000000?rate=500000 HTTP/1.1\r\nHost: 127.0.0.3\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
         doomed.kill()
         with pytest.raises((ConnectionResetError, TimeoutError)):
@@ -77,9 +76,7 @@ async def test_sigterm_closes_agents_with_1001(tmp_path: Path):
     lonely.start()
     try:
         async with aiohttp.ClientSession() as http:
-            ws = await http.ws_connect(
-                lonely.ws_url, headers={"X-Exitpool-Enrollment-Key": enroll}
-            )
+            ws = await http.ws_connect(lonely.ws_url, headers={"X-Exitpool-Enrollment-Key": enroll})
             await ws.send_str('{"type":"hello","version":1,"name":"probe"}')
             welcome = await ws.receive_json(timeout=10)
             assert welcome["type"] == "welcome"
@@ -107,9 +104,7 @@ async def test_an_unknown_credential_or_key_is_refused_at_the_handshake(server: 
             assert refused.value.status == 403
 
 
-def test_a_revoked_agent_is_refused_when_it_reconnects(
-    tmp: Path, server: ServerProcess, key: str
-):
+def test_a_revoked_agent_is_refused_when_it_reconnects(tmp: Path, server: ServerProcess, key: str):
     agent = AgentProcess(tmp, server, key, "pc-revoked", "127.0.0.10").start()
     agent.terminate()
     assert "revoked agent pc-revoked" in server.cli("revokeagent", "pc-revoked")

@@ -143,4 +143,3 @@ async def wait_async(predicate, what: str, timeout: float = 20.0) -> None:  # ty
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
-

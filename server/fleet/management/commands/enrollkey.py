@@ -13,5 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         _, raw = EnrollmentKey.issue(label=options["label"])
-        self.stdout.write("New enrollment key (shown once; agents exchange it for their own credential):")
+        self.stdout.write(
+            "New enrollment key (shown once; agents exchange it for their own credential):"
+        )
         self.stdout.write(raw)

@@ -17,9 +17,15 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--http", type=_address, help="HOST:PORT for web and agents (0.0.0.0:8000)")
-        parser.add_argument("--proxy", type=_address, help="HOST:PORT for proxy users (0.0.0.0:8899)")
+        parser.add_argument(
+            "--http", type=_address, help="HOST:PORT for web and agents (0.0.0.0:8000)"
+        )
+        parser.add_argument(
+            "--proxy", type=_address, help="HOST:PORT for proxy users (0.0.0.0:8899)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        config = ServerConfig.from_env().with_overrides(http=options["http"], proxy=options["proxy"])
+        config = ServerConfig.from_env().with_overrides(
+            http=options["http"], proxy=options["proxy"]
+        )
         sys.exit(serve(config))
