@@ -125,7 +125,7 @@ class ResponseLink(SocketLink):
         # The target closed: the response ends here, and so does the user's connection.
         if self.transport is not None:
             self.transport.close()
-        self._finish(None)
+        self.end()
 
     def on_reset(self, reason: Reason, message: str) -> None:
         # The owner decides: a 502 if nothing was relayed yet, else a cut connection.
@@ -153,6 +153,7 @@ class ProxyConnection(asyncio.Protocol):
         self._in_head = False
         self._chunked = False
         self._in_body = False
+        self._eof_pending = False
         self._credentials: str | None = None  # the Proxy-Authorization already verified
         self._deadline: asyncio.TimerHandle | None = None
         self._response_timer: asyncio.TimerHandle | None = None
@@ -191,9 +192,13 @@ class ProxyConnection(asyncio.Protocol):
         self._dispatch()
 
     def eof_received(self) -> bool:
-        if self.tunnel and self.link is not None:
-            return bool(self.link.eof_received())
-        return True  # a plain-HTTP user's half-close does not end the response
+        if self._task is not None:
+            self._eof_pending = True  # passed on once the stream is open
+            return True
+        if self.link is None or self.link.done:
+            return False  # nothing in flight: close
+        # Pass the half-close on; the target finishes its response, then closes.
+        return bool(self.link.eof_received())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -202,7 +207,11 @@ class ProxyConnection(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
         if self.link is not None:
-            self.link.connection_lost(exc)
+            if exc is None and not self.tunnel:
+                # The user is done with this connection: the agent closes the target's.
+                self.link.cancel(Reason.CANCELLED, "the user closed the connection")
+            else:
+                self.link.connection_lost(exc)
 
     def pause_writing(self) -> None:
         if self.link is not None:
@@ -356,9 +365,11 @@ class ProxyConnection(asyncio.Protocol):
             link.sender.send(chunk)
         if leftover:
             link.data_received(leftover)
-        if not link.sender.backlog_size and not self.transport.is_closing():
-            self.transport.resume_reading()
         self._task = None
+        if self._eof_pending:
+            link.eof_received()
+        elif not link.sender.backlog_size and not self.transport.is_closing():
+            self.transport.resume_reading()
         if self._heads:
             self._dispatch()
 

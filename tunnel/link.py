@@ -205,7 +205,10 @@ class SocketLink(asyncio.Protocol):
 
     def on_reset(self, reason: Reason, message: str) -> None:
         if self.transport is not None:
-            abort_with_rst(self.transport)
+            if reason is Reason.CANCELLED:
+                self.transport.close()  # the other side is simply done: a normal close
+            else:
+                abort_with_rst(self.transport)  # a broken stream must look broken
         self._finish(message or reason.name.lower())
 
     # ------------------------------------------------------------------ owner
@@ -214,6 +217,21 @@ class SocketLink(asyncio.Protocol):
     def done(self) -> bool:
         """The link has finished; the stream is gone or fully closed."""
         return self._done
+
+    def end(self) -> None:
+        """Let go of the stream gracefully: FIN if all our bytes went out, else RESET.
+
+        For owners whose socket is done with the stream (an HTTP response ended)
+        while the peer may still be open: the peer answers with its own FIN and
+        both ends forget the stream, so nothing lingers.
+        """
+        if self._done:
+            return
+        if self.sender.backlog_size:
+            self.mux.reset(self.sid, Reason.CANCELLED, "closed with data unsent")
+        else:
+            self.sender.send_fin()
+        self._finish(None)
 
     def cancel(self, reason: Reason, message: str) -> None:
         """Drop the stream (reset it) while keeping the socket: the owner moves on."""

@@ -170,3 +170,19 @@ def test_it_answers_503_when_no_agent_is_online(tmp_path, target):
 
 def test_it_keeps_the_exit_ip_the_agent_connected_from(server, agent_a: AgentProcess):
     assert "exit IP seen by the server: 127.0.0.2" in agent_a.log()
+
+
+def test_it_answers_a_client_that_half_closes_after_its_request(server, target):
+    auth = requests.auth._basic_auth_str(USER, PASSWORD)
+    with socket.create_connection(("127.0.0.1", server.proxy_port), timeout=10) as sock:
+        sock.sendall(
+            f"GET {target.url}/bytes/5000 HTTP/1.1\r\nHost: 127.0.0.3\r\n"
+            f"Proxy-Authorization: {auth}\r\n\r\n".encode()
+        )
+        sock.shutdown(socket.SHUT_WR)  # like `nc -N`: no more requests
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == expected_bytes(5000)

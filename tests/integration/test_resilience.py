@@ -126,3 +126,22 @@ def test_an_agent_keeps_its_credential_and_does_not_enroll_again(
     agent.terminate()
     assert agent.count("enrolled as pc-keeper") == 1
     assert agent.count("online as pc-keeper") == 2
+
+
+async def test_a_rogue_agent_is_closed_with_a_protocol_error_and_others_keep_serving(
+    server: ServerProcess, key: str, agent_a: AgentProcess, target
+):
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.ws_url, headers={"X-Exitpool-Enrollment-Key": key})
+        await ws.send_str('{"type":"hello","version":1,"name":"rogue"}')
+        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+        await ws.send_bytes(b"\x63garbage that is no frame")
+        message = await ws.receive(timeout=10)
+        assert message.type is aiohttp.WSMsgType.CLOSE
+        assert message.data == 1002
+    assert "agent rogue broke the protocol" in server.log()
+    assert "Traceback" not in server.log()
+    response = await asyncio.to_thread(
+        requests.get, f"{target.url}/ip", proxies=proxies(server, f"{USER}-agent-pc-a"), timeout=10
+    )
+    assert response.text == "127.0.0.2"

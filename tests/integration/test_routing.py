@@ -143,3 +143,37 @@ async def wait_async(predicate, what: str, timeout: float = 20.0) -> None:  # ty
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def test_no_stream_lingers_on_the_agent_after_requests_end(
+    tmp: Path, server, key, target, tls_target, ca_bundle
+):
+    config = AgentConfig(
+        server_url=server.ws_url,
+        enrollment_key=key,
+        name="pc-tidy",
+        source_address="127.0.0.12",
+        allowed_networks=("127.0.0.0/8",),
+        config_dir=tmp / "agent-tidy",
+    )
+    engine = AgentEngine(config)
+    task = asyncio.create_task(engine.run())
+    route = proxies(server, f"{USER}-agent-pc-tidy")
+
+    def traffic() -> None:
+        # the target closes (Connection: close), the user closes (keep-alive), and a tunnel
+        requests.get(f"{target.url}/ip", proxies=route, headers={"Connection": "close"}, timeout=10)
+        with requests.Session() as session:
+            session.proxies = route
+            for _ in range(3):
+                session.get(f"{target.url}/bytes/1000", timeout=10)
+        requests.get(f"{tls_target.url}/ip", proxies=route, verify=ca_bundle, timeout=10)
+
+    try:
+        await wait_async(lambda: engine.status is Status.ONLINE, "the engine to come online")
+        await asyncio.to_thread(traffic)
+        assert engine.stats()["streams_total"] == 3
+        await wait_async(lambda: engine.open_streams == 0, "every stream to end", timeout=10)
+    finally:
+        engine.stop()
+        await asyncio.wait_for(task, 10)
