@@ -147,7 +147,8 @@ class ProxyConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._queued: list[bytes] = []
         self._heads: list[Head] = []
-        self._head_bytes = 0
+        self._head_bytes = 0  # raw bytes of a head still incomplete
+        self._head_size = 0  # parsed size of the current head
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._in_head = False
@@ -186,8 +187,9 @@ class ProxyConnection(asyncio.Protocol):
             status = 431 if self._head_bytes > self.config.max_header_bytes else 400
             self.fail(ProxyError(status, "bad-request", f"malformed HTTP request: {exc}"))
             return
-        if self._in_head and self._head_bytes > self.config.max_header_bytes:
-            self.fail(ProxyError(431, "header-too-large", "request head too large"))
+        limit = self.config.max_header_bytes
+        if self._head_size > limit or (self._in_head and self._head_bytes > limit):
+            self.fail(ProxyError(431, "header-too-large", f"request head over {limit} bytes"))
             return
         self._dispatch()
 
@@ -225,6 +227,7 @@ class ProxyConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._in_head = True
+        self._head_size = 0
         self._url = b""
         self._headers = []
         self._chunked = False
@@ -233,9 +236,11 @@ class ProxyConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        self._head_size += len(name) + len(value) + 4
         if name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
             self._chunked = True
 

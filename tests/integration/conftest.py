@@ -17,6 +17,7 @@ from tests.support.processes import AgentProcess, ServerProcess
 from tests.support.target import TargetProcess
 
 USER, PASSWORD = "alice", "s3cret-pw"
+HEADER_TIMEOUT = 2.0  # seconds: short, so the slowloris test is quick
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp)
+    process = ServerProcess(tmp, env={"EXITPOOL_HEADER_TIMEOUT": str(HEADER_TIMEOUT)})
     process.data_dir.mkdir(parents=True)
     process.cli("migrate", "-v", "0")
     process.cli("proxyuser", USER, "--password", PASSWORD)

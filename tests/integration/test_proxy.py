@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
+import time
 
 import pytest
 import requests
 
-from tests.integration.conftest import PASSWORD, USER, proxies
+from tests.integration.conftest import HEADER_TIMEOUT, PASSWORD, USER, proxies
 from tests.support.processes import AgentProcess, ServerProcess
 from tests.support.target import expected_bytes, free_port
 
@@ -186,3 +188,36 @@ def test_it_answers_a_client_that_half_closes_after_its_request(server, target):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert body == expected_bytes(5000)
+
+
+def raw_exchange(server, payload: bytes) -> bytes:
+    """Send raw bytes to the proxy port; everything it answers until it closes."""
+    with socket.create_connection(("127.0.0.1", server.proxy_port), timeout=10) as sock:
+        sock.sendall(payload)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return answer
+
+
+def test_it_answers_431_to_a_request_head_over_the_limit(server, target):
+    huge = b"X-Big: " + b"a" * (70 * 1024) + b"\r\n"
+    for trickle in (False, True):
+        with socket.create_connection(("127.0.0.1", server.proxy_port), timeout=10) as sock:
+            sock.sendall(f"GET {target.url}/ HTTP/1.1\r\n".encode())
+            if trickle:
+                for start in range(0, len(huge), 8192):
+                    with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                        sock.sendall(huge[start : start + 8192])
+            else:
+                sock.sendall(huge + b"\r\n")
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
+
+
+def test_it_cuts_a_client_that_never_finishes_its_head(server, target):
+    started = time.monotonic()
+    answer = raw_exchange(server, f"GET {target.url}/ HTTP/1.1\r\nX-Slow: ".encode())
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert HEADER_TIMEOUT <= time.monotonic() - started < HEADER_TIMEOUT + 3
