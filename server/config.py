@@ -7,6 +7,7 @@ hub, the gateway and the agent endpoint.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -61,6 +62,14 @@ class ServerConfig:
     ws_ping_timeout: float = 30.0
     """Seconds without a pong after which the server drops an agent."""
 
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, int | float) and not (0 <= value < math.inf):
+                raise ValueError(f"{field.name} must be a finite number >= 0, not {value!r}")
+        split_host_port(self.http)
+        split_host_port(self.proxy)
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServerConfig:
         environ = dict(os.environ if environ is None else environ)
@@ -75,7 +84,10 @@ class ServerConfig:
             except ValueError:
                 name = f"EXITPOOL_{field.name.upper()}"
                 raise ValueError(f"{name}={raw!r} is not a {kind.__name__}") from None
-        return cls(**values)  # type: ignore[arg-type]
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(f"EXITPOOL_* setting: {exc}") from None
 
     def with_overrides(self, **overrides: object) -> ServerConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

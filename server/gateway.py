@@ -187,6 +187,10 @@ class ProxyConnection(asyncio.Protocol):
             status = 431 if self._head_bytes > self.config.max_header_bytes else 400
             self.fail(ProxyError(status, "bad-request", f"malformed HTTP request: {exc}"))
             return
+        except Exception:  # nothing raises past a connection
+            log.exception("unexpected error parsing a proxy request")
+            self.fail(ProxyError(500, "internal", "internal error"))
+            return
         limit = self.config.max_header_bytes
         if self._head_size > limit or (self._in_head and self._head_bytes > limit):
             self.fail(ProxyError(431, "header-too-large", f"request head over {limit} bytes"))
@@ -287,6 +291,10 @@ class ProxyConnection(asyncio.Protocol):
                 return
             except BadTarget as exc:
                 self.fail(ProxyError(400, "bad-request", str(exc)))
+                return
+            except Exception:  # nothing raises past a connection
+                log.exception("unexpected error handling a proxy request")
+                self.fail(ProxyError(500, "internal", "internal error"))
                 return
 
     def _start_request(self, head: Head, leftover: bytes | None) -> None:

@@ -43,7 +43,9 @@ def parse_authority(authority: str, default_port: int | None = None) -> Destinat
     authority = authority.strip()
     if authority.startswith("["):
         host, _, rest = authority[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise BadTarget(f"bad destination {authority!r}")
+        port_text = rest[1:]
     else:
         host, sep, port_text = authority.rpartition(":")
         if not sep:
@@ -52,7 +54,7 @@ def parse_authority(authority: str, default_port: int | None = None) -> Destinat
         if default_port is None:
             raise BadTarget("CONNECT needs host:port")
         port = default_port
-    elif port_text.isdigit():
+    elif port_text.isascii() and port_text.isdigit():
         port = int(port_text)
     else:
         raise BadTarget(f"bad port in {authority!r}")
@@ -63,7 +65,10 @@ def parse_authority(authority: str, default_port: int | None = None) -> Destinat
 
 def parse_absolute_url(url: str) -> tuple[Destination, str]:
     """``http://host:port/path?q`` → destination and origin-form target ``/path?q``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise BadTarget(f"bad URL: {exc}") from None
     if parts.scheme.lower() != "http":
         if parts.scheme.lower() == "https":
             raise BadTarget("https:// URLs go through CONNECT (use an https-capable client)")
@@ -112,7 +117,9 @@ def forwarded_head(
             has_host = True
         lines.append(name + b": " + value)
     if not has_host:
-        host = str(destination) if destination.port != 80 else destination.host
+        host = str(destination)
+        if destination.port == 80:
+            host = host.rpartition(":")[0]
         lines.insert(1, b"Host: " + host.encode("latin-1"))
     if keep_upgrade:
         lines.append(b"Connection: Upgrade")

@@ -113,7 +113,7 @@ class Hub:
             if session.available and session.agent_id not in excluded:
                 by_ip[session.exit_ip].append(session)
         if not by_ip:
-            if any(s.paused for s in self.sessions.values()):
+            if any(s.agent_id not in excluded for s in self.sessions.values()):
                 raise NoAgent("every online agent is paused or busy")
             raise NoAgent("no agent is online")
         ips = sorted(by_ip)

@@ -55,30 +55,28 @@ class ProxyAuthenticator:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._cache: dict[bytes, tuple[float, ProxyIdentity | None]] = {}
-        self._pending: dict[bytes, asyncio.Future[ProxyIdentity | None]] = {}
+        self._pending: dict[bytes, asyncio.Task[ProxyIdentity | None]] = {}
 
     async def check(self, name: str, password: str) -> ProxyIdentity | None:
+        """The identity for this name and password, or None if they are wrong."""
         key = hashlib.sha256(f"{name}\0{password}".encode()).digest()
-        now = time.monotonic()
         cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ProxyIdentity | None] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            identity = await sync_to_async(_check)(name, password)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            self._pending.pop(key, None)
-        ttl = self.ttl if identity is not None else self.NEGATIVE_TTL
+        task = self._pending.get(key)
+        if task is None:
+            # One check per pair, owned by no caller: a caller that goes away
+            # must not cancel the answer others are waiting for.
+            task = asyncio.get_running_loop().create_task(self._verify(key, name, password))
+            self._pending[key] = task
+            task.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _verify(self, key: bytes, name: str, password: str) -> ProxyIdentity | None:
+        identity = await sync_to_async(_check)(name, password)
+        now = time.monotonic()
         if len(self._cache) > 100_000:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        ttl = self.ttl if identity is not None else self.NEGATIVE_TTL
         self._cache[key] = (now + ttl, identity)
-        future.set_result(identity)
         return identity

@@ -25,7 +25,9 @@ class AgentState:
             data = json.loads(self.path.read_text())
         except (FileNotFoundError, ValueError):
             return {"servers": {}}
-        return data if isinstance(data.get("servers"), dict) else {"servers": {}}
+        if not isinstance(data, dict) or not isinstance(data.get("servers"), dict):
+            return {"servers": {}}  # unreadable state: start over (the agent re-enrolls)
+        return data
 
     def for_server(self, server_url: str) -> dict[str, Any]:
         entry = self._load()["servers"].get(server_url)
@@ -37,7 +39,8 @@ class AgentState:
 
     def update(self, server_url: str, **values: Any) -> None:
         data = self._load()
-        data["servers"].setdefault(server_url, {}).update(values)
+        entry = data["servers"].get(server_url)
+        data["servers"][server_url] = {**(entry if isinstance(entry, dict) else {}), **values}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
         try:
