@@ -198,13 +198,18 @@ class ProxyConnection(asyncio.Protocol):
         self._dispatch()
 
     def eof_received(self) -> bool:
-        if self._task is not None:
-            self._eof_pending = True  # passed on once the stream is open
-            return True
-        if self.link is None or self.link.done:
+        if self._task is None and (self.link is None or self.link.done):
             return False  # nothing in flight: close
-        # Pass the half-close on; the target finishes its response, then closes.
-        return bool(self.link.eof_received())
+        # The user sends nothing more. The half-close goes on to the target once its
+        # response has begun: some servers drop a request whose client half-closed first.
+        self._eof_pending = True
+        self._pass_eof()
+        return True
+
+    def _pass_eof(self) -> None:
+        if self._eof_pending and self._task is None and self.link is not None and self._responded:
+            self._eof_pending = False
+            self.link.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -380,7 +385,7 @@ class ProxyConnection(asyncio.Protocol):
             link.data_received(leftover)
         self._task = None
         if self._eof_pending:
-            link.eof_received()
+            self._pass_eof()
         elif not link.sender.backlog_size and not self.transport.is_closing():
             self.transport.resume_reading()
         if self._heads:
@@ -448,6 +453,7 @@ class ProxyConnection(asyncio.Protocol):
 
     def response_started(self) -> None:
         self._responded = True
+        self._pass_eof()
         if self._response_timer is not None:
             self._response_timer.cancel()
             self._response_timer = None
