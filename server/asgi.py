@@ -23,6 +23,6 @@ def build_application(endpoint: AgentEndpoint) -> Any:
                 await receive()
                 await send({"type": "websocket.close", "code": 1008})
             return
-        await django_app(scope, receive, send)
+        await django_app(scope, receive, send)  # type: ignore[arg-type]
 
     return application

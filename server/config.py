@@ -11,6 +11,7 @@ import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 
 def default_data_dir() -> Path:
@@ -89,7 +90,8 @@ class ServerConfig:
         except ValueError as exc:
             raise ValueError(f"EXITPOOL_* setting: {exc}") from None
 
-    def with_overrides(self, **overrides: object) -> ServerConfig:
+    def with_overrides(self, **overrides: Any) -> ServerConfig:
+        """A copy with the given settings changed; ``None`` means "not given"."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     @property

@@ -87,12 +87,12 @@ def serve(config: ServerConfig) -> int:
     # their 1001 first, so our shutdown runs before daphne's.
     kill_applications = server.kill_all_applications
 
-    def close_agents_then_kill() -> defer.Deferred[object]:
-        closing = defer.Deferred.fromFuture(asyncio.ensure_future(shutdown()))
+    def close_agents_then_kill() -> defer.Deferred[Any]:
+        closing: defer.Deferred[Any] = defer.Deferred.fromFuture(asyncio.ensure_future(shutdown()))
         closing.addBoth(lambda _: kill_applications())
         return closing
 
-    server.kill_all_applications = close_agents_then_kill  # type: ignore[method-assign]
+    server.kill_all_applications = close_agents_then_kill
     reactor.callWhenRunning(on_running)
     server.run()
     _finish_tasks()
