@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,29 @@ def exit_ips(server, target, user: str = USER, count: int = 10) -> list[str]:
             session.get(f"{target.url}/ip", headers={"Connection": "close"}, timeout=10).text
             for _ in range(count)
         ]
+
+
+@contextlib.asynccontextmanager
+async def running_engine(
+    tmp: Path, server, key: str, name: str, source: str
+) -> AsyncIterator[AgentEngine]:
+    """A real agent engine in this test's event loop, online, stopped on exit."""
+    config = AgentConfig(
+        server_url=server.ws_url,
+        enrollment_key=key,
+        name=name,
+        source_address=source,
+        allowed_networks=("127.0.0.0/8",),
+        config_dir=tmp / f"agent-{name}",
+    )
+    engine = AgentEngine(config)
+    task = asyncio.create_task(engine.run())
+    try:
+        await wait_async(lambda: engine.status is Status.ONLINE, f"{name} to come online")
+        yield engine
+    finally:
+        engine.stop()
+        await asyncio.wait_for(task, 10)
 
 
 def test_it_rotates_over_agents_with_distinct_exit_ips(server, target):
@@ -72,52 +97,30 @@ def test_it_retries_once_on_another_agent_when_the_first_refuses(
 
 
 async def test_a_paused_engine_gets_no_new_streams_and_resumes(tmp: Path, server, key, target):
-    config = AgentConfig(
-        server_url=server.ws_url,
-        enrollment_key=key,
-        name="pc-pausable",
-        source_address="127.0.0.6",
-        allowed_networks=("127.0.0.0/8",),
-        config_dir=tmp / "agent-pausable",
-    )
-    engine = AgentEngine(config)
-    task = asyncio.create_task(engine.run())
     pinned = proxies(server, f"{USER}-agent-pc-pausable")
 
     def fetch() -> requests.Response:
         return requests.get(f"{target.url}/ip", proxies=pinned, timeout=10)
 
-    try:
-        await wait_async(lambda: engine.status is Status.ONLINE, "the engine to come online")
+    async with running_engine(tmp, server, key, "pc-pausable", "127.0.0.6") as engine:
         assert (await asyncio.to_thread(fetch)).text == "127.0.0.6"
         engine.pause()
-        await asyncio.sleep(0.3)
         paused = await asyncio.to_thread(fetch)
         assert paused.status_code == 503
         assert "paused" in paused.text
         unpinned = await asyncio.to_thread(exit_ips, server, target, USER, 6)
         assert "127.0.0.6" not in unpinned
         engine.resume()
-        await asyncio.sleep(0.3)
-        assert (await asyncio.to_thread(fetch)).text == "127.0.0.6"
-    finally:
-        engine.stop()
-        await asyncio.wait_for(task, 10)
+        for _ in range(20):  # the RESUME message races the request to the server
+            resumed = await asyncio.to_thread(fetch)
+            if resumed.status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert resumed.text == "127.0.0.6"
 
 
 async def test_a_paused_engine_lets_a_running_download_finish(tmp: Path, server, key, target):
-    config = AgentConfig(
-        server_url=server.ws_url,
-        enrollment_key=key,
-        name="pc-finisher",
-        source_address="127.0.0.7",
-        allowed_networks=("127.0.0.0/8",),
-        config_dir=tmp / "agent-finisher",
-    )
-    engine = AgentEngine(config)
-    task = asyncio.create_task(engine.run())
-    try:
-        await wait_async(lambda: engine.status is Status.ONLINE, "the engine to come online")
+    async with running_engine(tmp, server, key, "pc-finisher", "127.0.0.7") as engine:
         size = 400_000
         download = asyncio.create_task(
             asyncio.to_thread(
@@ -132,9 +135,6 @@ async def test_a_paused_engine_lets_a_running_download_finish(tmp: Path, server,
         response = await download
         assert response.status_code == 200
         assert len(response.content) == size
-    finally:
-        engine.stop()
-        await asyncio.wait_for(task, 10)
 
 
 async def wait_async(predicate, what: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
@@ -148,16 +148,6 @@ async def wait_async(predicate, what: str, timeout: float = 20.0) -> None:  # ty
 async def test_no_stream_lingers_on_the_agent_after_requests_end(
     tmp: Path, server, key, target, tls_target, ca_bundle
 ):
-    config = AgentConfig(
-        server_url=server.ws_url,
-        enrollment_key=key,
-        name="pc-tidy",
-        source_address="127.0.0.12",
-        allowed_networks=("127.0.0.0/8",),
-        config_dir=tmp / "agent-tidy",
-    )
-    engine = AgentEngine(config)
-    task = asyncio.create_task(engine.run())
     route = proxies(server, f"{USER}-agent-pc-tidy")
 
     def traffic() -> None:
@@ -169,11 +159,7 @@ async def test_no_stream_lingers_on_the_agent_after_requests_end(
                 session.get(f"{target.url}/bytes/1000", timeout=10)
         requests.get(f"{tls_target.url}/ip", proxies=route, verify=ca_bundle, timeout=10)
 
-    try:
-        await wait_async(lambda: engine.status is Status.ONLINE, "the engine to come online")
+    async with running_engine(tmp, server, key, "pc-tidy", "127.0.0.12") as engine:
         await asyncio.to_thread(traffic)
         assert engine.stats()["streams_total"] == 3
         await wait_async(lambda: engine.open_streams == 0, "every stream to end", timeout=10)
-    finally:
-        engine.stop()
-        await asyncio.wait_for(task, 10)
