@@ -3,9 +3,9 @@
 daphne passes an ASGI ``websocket.close`` to autobahn's ``sendClose``, which
 accepts only 1000 and 3000-4999 — so "going away" (1001, server shutdown) and
 "protocol error" (1002, a misbehaving agent) could not be sent and the
-connection was dropped instead (the agent saw 1006). This replaces daphne's
-``serverClose`` with one that sends any code a server may send, and the
-ASGI ``reason`` as well.
+connection was dropped instead (the agent saw 1006). ``install()`` wraps
+daphne's ``handle_reply`` so a close sends any code a server may send, with
+the ASGI ``reason``; every other message goes to daphne unchanged.
 """
 
 from __future__ import annotations

@@ -80,8 +80,7 @@ class Head:
     url: str
     version: str
     headers: list[tuple[bytes, bytes]]
-    chunked: bool
-    upgrade: bool = False
+    upgrade: bool
 
 
 class Gateway:
@@ -115,7 +114,6 @@ class ResponseLink(SocketLink):
     def __init__(self, owner: ProxyConnection, session: AgentSession, sid: int) -> None:
         super().__init__(session.mux, sid, on_close=owner.link_closed)
         self.owner = owner
-        self.session = session
 
     def on_data(self, data: bytes) -> None:
         self.owner.response_started()
@@ -264,7 +262,6 @@ class ProxyConnection(asyncio.Protocol):
                 url=self._url.decode("latin-1"),
                 version=self.parser.get_http_version(),
                 headers=self._headers,
-                chunked=self._chunked,
                 upgrade=self.parser.should_upgrade(),
             )
         )

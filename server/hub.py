@@ -19,7 +19,7 @@ from tunnel import Mux
 
 @dataclass(eq=False)
 class AgentSession:
-    """One connected agent: its multiplexer and what the hub needs to route to it."""
+    """One connected agent: its multiplexer, what routing needs, and what admins see."""
 
     agent_id: int
     name: str

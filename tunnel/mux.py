@@ -58,15 +58,11 @@ class Mux:
         self._flush_scheduled = False
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.send_error: BaseException | None = None
 
     # ------------------------------------------------------------------ input
 
     def feed_bytes(self, message: bytes) -> None:
         """Process a binary message; raises :class:`wire.ProtocolError` on bad input."""
-        self.bytes_in += len(message)
         self.conn.receive_bytes(message)
         self._dispatch()
 
@@ -204,13 +200,9 @@ class Mux:
     async def _write(self) -> None:
         try:
             while self._outbox:
-                message = self._outbox.popleft()
-                if isinstance(message, bytes):
-                    self.bytes_out += len(message)
-                await self._send(message)
+                await self._send(self._outbox.popleft())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket broke: the reader side will see it close
             log.debug("send failed: %r", exc)
-            self.send_error = exc
             self._outbox.clear()

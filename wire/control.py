@@ -3,7 +3,8 @@
 Rare and small (HELLO, WELCOME, PAUSE, RESUME, STATS, …), so readability wins
 over compactness. Every message is an object with a string ``type``; unknown
 types are delivered to the application, which ignores what it does not know
-(forward compatibility), while malformed JSON is a protocol error.
+(forward compatibility), while malformed JSON is a protocol error. The types
+(hello, welcome, pause, resume, stats) are listed in ``docs/protocol.md``.
 """
 
 import json
@@ -13,12 +14,7 @@ from wire.errors import ProtocolError
 
 PROTOCOL_VERSION = 1
 MAX_CONTROL_SIZE = 64 * 1024
-
-HELLO = "hello"  # agent → server, first message: {"version", "name", "os", "agent_version", ...}
-WELCOME = "welcome"  # server → agent: {"agent_id", "name", "credential"?, "limits"}
-PAUSE = "pause"  # either way: agent owner paused, or the server asks the agent to pause
-RESUME = "resume"
-STATS = "stats"  # agent → server, periodic counters
+"""Longest control message accepted, in characters."""
 
 
 def encode_control(message: dict[str, Any]) -> str:
