@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from server.config import ServerConfig
@@ -138,17 +140,30 @@ def _twisted_host(host: str) -> str:
 
 
 def _print_banner(config: ServerConfig) -> None:
+    """Tell a newcomer where everything is and how to get a user and a key."""
     http_host, http_port = config.http_address
     proxy_host, proxy_port = config.proxy_address
     shown = "127.0.0.1" if http_host in ("0.0.0.0", "::") else http_host
     proxy_shown = "127.0.0.1" if proxy_host in ("0.0.0.0", "::") else proxy_host
+    command = _command_name()
     print(
         "Exitpool server ready\n"
-        f"  admin:     http://{shown}:{http_port}/admin/\n"
-        f"  agents:    ws://{shown}:{http_port}/ws/agent"
-        "   (key: exitpool-server enrollkey)\n"
-        f"  proxy:     http://USER:PASSWORD@{proxy_shown}:{proxy_port}"
-        "   (user: exitpool-server proxyuser NAME)",
+        f"  admin:   http://{shown}:{http_port}/admin/"
+        f"   (account: {command} createsuperuser)\n"
+        f"  agents:  ws://{shown}:{http_port}/ws/agent"
+        f"   (key: {command} enrollkey)\n"
+        f"  proxy:   http://USER:PASSWORD@{proxy_shown}:{proxy_port}"
+        f"   (user: {command} proxyuser NAME)",
         flush=True,
     )
-    sys.stdout.flush()
+
+
+def _command_name() -> str:
+    """How to call this program again from here, e.g. ``.venv/bin/exitpool-server``."""
+    from django.conf import settings
+
+    path = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "exitpool-server"
+    command = path if not path.startswith("..") else os.path.basename(path)
+    if settings.DATA_DIR != Path("var").resolve():
+        command += f" --data-dir {settings.DATA_DIR}"
+    return command
