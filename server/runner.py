@@ -164,6 +164,6 @@ def _command_name() -> str:
 
     path = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0] else "exitpool-server"
     command = path if not path.startswith("..") else os.path.basename(path)
-    if settings.DATA_DIR != Path("var").resolve():
+    if Path("var").resolve() != settings.DATA_DIR:
         command += f" --data-dir {settings.DATA_DIR}"
     return command
