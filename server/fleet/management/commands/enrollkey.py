@@ -2,6 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from server.fleet.database import ensure_migrated
 from server.fleet.models import EnrollmentKey
 
 
@@ -12,6 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--label", default="", help="a note for admins, e.g. 'Berlin office'")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        ensure_migrated()
         _, raw = EnrollmentKey.issue(label=options["label"])
         self.stdout.write(
             "New enrollment key (shown once; agents exchange it for their own credential):"

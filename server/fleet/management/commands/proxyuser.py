@@ -4,6 +4,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from server.fleet.database import ensure_migrated
 from server.fleet.models import ProxyUser, validate_proxy_user_name
 
 
@@ -16,6 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--disable", action="store_true", help="refuse this user from now on")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        ensure_migrated()
         name = options["name"]
         try:
             validate_proxy_user_name(name)

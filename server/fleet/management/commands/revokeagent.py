@@ -2,6 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from server.fleet.database import ensure_migrated
 from server.fleet.models import Agent
 
 
@@ -12,6 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("name")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        ensure_migrated()
         agent = Agent.objects.filter(name=options["name"]).first()
         if agent is None:
             raise CommandError(f"no agent named {options['name']!r}")
