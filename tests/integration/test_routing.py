@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -163,3 +164,30 @@ async def test_no_stream_lingers_on_the_agent_after_requests_end(
         await asyncio.to_thread(traffic)
         assert engine.stats()["streams_total"] == 3
         await wait_async(lambda: engine.open_streams == 0, "every stream to end", timeout=10)
+
+
+async def test_a_user_who_stops_reading_stops_the_agent_reading_the_target(
+    tmp: Path, server, key, target
+):
+    """Credit windows carry backpressure from the user's socket back to the target's."""
+    size = 200_000_000
+    async with running_engine(tmp, server, key, "pc-backpressure", "127.0.0.13") as engine:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.proxy_port)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        auth = requests.auth._basic_auth_str(f"{USER}-agent-pc-backpressure", "s3cret-pw")
+        writer.write(
+            f"GET {target.url}/bytes/{size} HTTP/1.1\r\nHost: 127.0.0.3\r\n"
+            f"Proxy-Authorization: {auth}\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        await reader.readexactly(100_000)
+        await asyncio.sleep(1.5)  # the user stops reading; everything upstream must stall
+        (link,) = engine._relay.links  # type: ignore[union-attr]
+        carried = link.sender.sent
+        await asyncio.sleep(0.5)
+        assert link.sender.sent == carried, "the agent kept sending to a stalled user"
+        # window + the server's socket buffers (the kernel grows them to a few MB)
+        assert carried < 10_000_000, f"{carried} bytes in flight for a stalled user"
+        writer.close()
