@@ -205,6 +205,9 @@ class AgentEndpoint:
         except ProtocolError as exc:
             log.warning("agent %s broke the protocol, closing it: %s", agent.name, exc)
             await close(exc.close_code, "protocol error")
+        except Exception:  # a bug of ours: this agent is closed, the server keeps going
+            log.exception("agent %s: unexpected error, closing it", agent.name)
+            await close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             closed = True
             mux.close(wire.Reason.CONNECTION_LOST, f"agent {agent.name} went offline")

@@ -80,6 +80,7 @@ class AgentEngine:
         self._relay: Relay | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._last_rx = 0.0
 
     # ------------------------------------------------------------ public API
@@ -99,7 +100,9 @@ class AgentEngine:
         """End :meth:`run`: close the WebSocket with 1001 and return."""
         self._stopping.set()
         if self._ws is not None and not self._ws.closed:
-            asyncio.get_running_loop().create_task(self._ws.close(code=CloseCode.GOING_AWAY))
+            task = asyncio.get_running_loop().create_task(self._ws.close(code=CloseCode.GOING_AWAY))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     @property
     def open_streams(self) -> int:
@@ -130,6 +133,9 @@ class AgentEngine:
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     self.last_error = f"cannot reach the server: {exc or exc.__class__.__name__}"
                     log.warning("%s", self.last_error)
+                except Exception as exc:  # a bug of ours must not end the agent
+                    self.last_error = f"internal error: {exc.__class__.__name__}"
+                    log.exception("connection failed unexpectedly")
                 if self._stopping.is_set():
                     break
                 delay = self._backoff.next_delay()
