@@ -80,7 +80,7 @@ class AgentEngine:
         self._relay: Relay | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._last_rx = 0.0
 
     # ------------------------------------------------------------ public API

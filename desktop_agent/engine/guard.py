@@ -21,7 +21,16 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 class Forbidden(Exception):
-    """The owner's rules refuse this destination; str(exc) is a short human reason."""
+    """The owner's rules refuse this destination.
+
+    ``str(exc)`` is the full reason, for the owner's log. ``public`` is what may
+    be told to the proxy user: it never reveals which private address a name
+    resolved to, because that would map the office network for strangers.
+    """
+
+    def __init__(self, reason: str, public: str | None = None) -> None:
+        super().__init__(reason)
+        self.public = public or reason
 
 
 class ResolveError(Exception):
@@ -227,12 +236,17 @@ class Guard:
         could list a public decoy next to an internal target and hope for the fallback order.
         """
         reason = self.check_port(port) or ("empty host" if not host else None)
-        if reason is None:
-            ips = await self._lookup(host, port)
-            reasons = [self._check_host(map(str, ips), port), *map(self.check_ip, ips)]
-            reason = next((r for r in reasons if r is not None), None)
         if reason is not None:
             raise Forbidden(f"forbidden: {reason}")
+        ips = await self._lookup(host, port)
+        if (reason := self._check_host(map(str, ips), port)) is not None:
+            raise Forbidden(f"forbidden: {reason}")
+        reason = next((r for r in map(self.check_ip, ips) if r is not None), None)
+        if reason is not None:
+            public = None
+            if parse_ip_literal(host) is None:
+                public = f"forbidden: {host} does not resolve to a public internet address"
+            raise Forbidden(f"forbidden: {reason}", public)
         return [str(ip) for ip in ips]
 
     async def _lookup(self, host: str, port: int) -> list[Address]:

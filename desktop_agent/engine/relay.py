@@ -82,7 +82,8 @@ class Relay:
         try:
             return await self.guard.resolve(host, port)
         except Forbidden as exc:
-            raise OpenFailed(Reason.FORBIDDEN, str(exc)) from None
+            log.info("refused %s port %d: %s", host, port, exc)
+            raise OpenFailed(Reason.FORBIDDEN, exc.public) from None
         except ResolveError as exc:
             raise OpenFailed(Reason.DNS, str(exc)) from None
 

@@ -395,3 +395,12 @@ def test_it_never_allows_more_after_narrowing(base: int, prefix: int, probe: int
     before = guard.check_ip(addr)
     guard.narrow([f"{ipaddress.IPv4Address(base)}/{prefix}"])
     assert before is None or guard.check_ip(addr) is not None
+
+
+async def test_it_tells_the_user_a_name_is_refused_without_the_private_address() -> None:
+    guard, _ = make_guard(table={"intranet.test": ["10.1.2.3"]})
+    with pytest.raises(Forbidden) as refused:
+        await guard.resolve("intranet.test", 443)
+    assert "10.1.2.3" in str(refused.value)  # the owner's log has the detail
+    assert "10.1.2.3" not in refused.value.public
+    assert "intranet.test" in refused.value.public
