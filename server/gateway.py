@@ -115,7 +115,7 @@ class ResponseLink(SocketLink):
         super().__init__(session.mux, sid, on_close=owner.link_closed)
         self.owner = owner
 
-    def on_data(self, data: bytes) -> None:
+    def on_data(self, data: bytes | memoryview) -> None:
         self.owner.response_started()
         super().on_data(data)
 

@@ -182,7 +182,7 @@ class SocketLink(asyncio.Protocol):
 
     # ------------------------------------------------------ tunnel.StreamHandler
 
-    def on_data(self, data: bytes) -> None:
+    def on_data(self, data: bytes | memoryview) -> None:
         self.received += len(data)
         transport = self.transport
         if transport is None or transport.is_closing():

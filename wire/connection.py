@@ -277,7 +277,7 @@ class Connection:
         self._streams[sid] = _Stream(send_credit=window)
         self._events.append(StreamOpenRequested(sid, host, port))
 
-    def _on_data(self, sid: int, data: bytes) -> None:
+    def _on_data(self, sid: int, data: bytes | memoryview) -> None:
         stream = self._known(sid, "DATA")
         if stream is None:
             return

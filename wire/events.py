@@ -37,7 +37,7 @@ class DataReceived:
     """Stream bytes; call ``Connection.consumed`` once they left our buffers."""
 
     stream_id: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,8 +84,10 @@ class OpenFail:
 
 @dataclass(frozen=True, slots=True)
 class Data:
+    """Stream bytes. Decoded DATA holds a ``memoryview`` of the received message."""
+
     stream_id: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +189,7 @@ def _decode_payload(ftype: int, sid: int, payload: memoryview) -> Frame:
     if ftype == FrameType.DATA:
         if not payload:
             raise ProtocolError("empty DATA frame")
-        return Data(sid, payload.tobytes())
+        return Data(sid, payload)  # a view into the message: no copy of stream bytes
     if ftype == FrameType.WINDOW:
         if len(payload) != 4:
             raise ProtocolError("WINDOW payload must be 4 bytes")
