@@ -17,7 +17,10 @@ from tests.support.processes import AgentProcess, ServerProcess
 from tests.support.target import TargetProcess
 
 USER, PASSWORD = "alice", "s3cret-pw"
-HEADER_TIMEOUT = 2.0  # seconds: short, so the slowloris test is quick
+# Short limits so the tests that cross them are quick (agents connect-time out after 2 s).
+HEADER_TIMEOUT = 2.0
+OPEN_TIMEOUT = 4.0
+RESPONSE_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,14 @@ def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp, env={"EXITPOOL_HEADER_TIMEOUT": str(HEADER_TIMEOUT)})
+    process = ServerProcess(
+        tmp,
+        env={
+            "EXITPOOL_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+            "EXITPOOL_OPEN_TIMEOUT": str(OPEN_TIMEOUT),
+            "EXITPOOL_RESPONSE_TIMEOUT": str(RESPONSE_TIMEOUT),
+        },
+    )
     process.data_dir.mkdir(parents=True)
     process.cli("migrate", "-v", "0")
     process.cli("proxyuser", USER, "--password", PASSWORD)

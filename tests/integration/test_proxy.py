@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.integration.conftest import HEADER_TIMEOUT, PASSWORD, USER, proxies
+from tests.integration.conftest import HEADER_TIMEOUT, PASSWORD, RESPONSE_TIMEOUT, USER, proxies
 from tests.support.processes import AgentProcess, ServerProcess
 from tests.support.target import expected_bytes, free_port
 
@@ -221,3 +221,11 @@ def test_it_cuts_a_client_that_never_finishes_its_head(server, target):
     answer = raw_exchange(server, f"GET {target.url}/ HTTP/1.1\r\nX-Slow: ".encode())
     assert answer.startswith(b"HTTP/1.1 408")
     assert HEADER_TIMEOUT <= time.monotonic() - started < HEADER_TIMEOUT + 3
+
+
+def test_it_answers_504_when_the_target_accepts_but_never_answers(server, target):
+    started = time.monotonic()
+    response = requests.get(f"{target.url}/hang", proxies=proxies(server), timeout=20)
+    assert response.status_code == 504
+    assert response.headers["X-Exitpool-Error"] == "target-timeout"
+    assert RESPONSE_TIMEOUT <= time.monotonic() - started < RESPONSE_TIMEOUT + 3

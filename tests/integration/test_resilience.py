@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import requests
 
-from tests.integration.conftest import USER, proxies
+from tests.integration.conftest import OPEN_TIMEOUT, USER, proxies
 from tests.support.processes import AgentProcess, ServerProcess, wait_for
 
 
@@ -141,6 +141,44 @@ async def test_a_rogue_agent_is_closed_with_a_protocol_error_and_others_keep_ser
         assert message.data == 1002
     assert "agent rogue broke the protocol" in server.log()
     assert "Traceback" not in server.log()
+    response = await asyncio.to_thread(
+        requests.get, f"{target.url}/ip", proxies=proxies(server, f"{USER}-agent-pc-a"), timeout=10
+    )
+    assert response.text == "127.0.0.2"
+
+
+async def test_an_agent_that_never_answers_an_open_gets_the_user_a_504(
+    server: ServerProcess, key: str
+):
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.ws_url, headers={"X-Exitpool-Enrollment-Key": key})
+        await ws.send_str('{"type":"hello","version":1,"name":"mute"}')
+        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+        started = time.monotonic()
+        response = await asyncio.to_thread(
+            requests.get,
+            "http://127.0.0.3:9/",
+            proxies=proxies(server, f"{USER}-agent-mute"),
+            timeout=20,
+        )
+        assert response.status_code == 504
+        assert response.headers["X-Exitpool-Error"] == "agent-timeout"
+        assert OPEN_TIMEOUT <= time.monotonic() - started < OPEN_TIMEOUT + 3
+        await ws.close()
+
+
+async def test_a_websocket_message_over_the_limit_drops_that_agent_only(
+    server: ServerProcess, key: str, agent_a: AgentProcess, target
+):
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.ws_url, headers={"X-Exitpool-Enrollment-Key": key})
+        await ws.send_str('{"type":"hello","version":1,"name":"bulky"}')
+        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+        await ws.send_bytes(b"\x04" + b"\x00" * (1024 * 1024 + 100))
+        message = await ws.receive(timeout=10)
+        # autobahn fails such a connection by dropping it: the agent sees 1006
+        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert ws.closed
     response = await asyncio.to_thread(
         requests.get, f"{target.url}/ip", proxies=proxies(server, f"{USER}-agent-pc-a"), timeout=10
     )

@@ -147,7 +147,7 @@ class AgentProcess(LoggedProcess):
         name: str,
         source: str,
         allow: tuple[str, ...] = ("127.0.0.0/8",),
-        extra: tuple[str, ...] = ("--connect-timeout", "3"),
+        extra: tuple[str, ...] = ("--connect-timeout", "2"),
     ) -> None:
         super().__init__(tmp / f"agent-{name}.log")
         self.server = server
