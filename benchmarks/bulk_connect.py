@@ -66,8 +66,6 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="exitpool-bench-"))
     server = ServerProcess(tmp)
-    server.data_dir.mkdir()
-    server.cli("migrate", "-v", "0")
     server.cli("proxyuser", USER, "--password", PASSWORD)
     key = server.enrollment_key()
     server.start()

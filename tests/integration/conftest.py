@@ -38,8 +38,6 @@ def server(tmp: Path) -> Iterator[ServerProcess]:
             "EXITPOOL_RESPONSE_TIMEOUT": str(RESPONSE_TIMEOUT),
         },
     )
-    process.data_dir.mkdir(parents=True)
-    process.cli("migrate", "-v", "0")
     process.cli("proxyuser", USER, "--password", PASSWORD)
     process.start()
     yield process

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.processes import SERVER_BIN, ServerProcess
+from tests.support.processes import SERVER_BIN, ServerProcess, enroll_raw_agent
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -82,19 +82,14 @@ def test_every_django_command_works_through_it(tmp_path: Path):
 
 async def test_agents_asking_for_a_taken_name_get_a_unique_one(tmp_path: Path):
     server = ServerProcess(tmp_path)
-    server.data_dir.mkdir()
-    server.cli("migrate", "-v", "0")
     key = server.enrollment_key()
     server.start()
     names = []
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(2):
-                ws = await http.ws_connect(
-                    server.ws_url, headers={"X-Exitpool-Enrollment-Key": key}
-                )
-                await ws.send_str('{"type":"hello","version":1,"name":"front-desk"}')
-                names.append((await ws.receive_json(timeout=10))["name"])
+                ws, welcome = await enroll_raw_agent(http, server, key, "front-desk")
+                names.append(welcome["name"])
                 await ws.close()
     finally:
         server.terminate()

@@ -158,8 +158,6 @@ def test_it_answers_400_to_garbage_and_to_origin_form_requests(server):
 
 def test_it_answers_503_when_no_agent_is_online(tmp_path, target):
     lonely = ServerProcess(tmp_path)
-    lonely.data_dir.mkdir()
-    lonely.cli("migrate", "-v", "0")
     lonely.cli("proxyuser", USER, "--password", PASSWORD)
     lonely.start()
     try:

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import OPEN_TIMEOUT, USER, proxies
-from tests.support.processes import AgentProcess, ServerProcess, wait_for
+from tests.support.processes import AgentProcess, ServerProcess, enroll_raw_agent, wait_for
 
 
 def test_killing_an_agent_mid_download_ends_the_users_connection_with_an_error(
@@ -70,17 +70,12 @@ def test_agents_reconnect_by_themselves_after_the_server_restarts(
 
 async def test_sigterm_closes_agents_with_1001(tmp_path: Path):
     lonely = ServerProcess(tmp_path)
-    lonely.data_dir.mkdir()
-    lonely.cli("migrate", "-v", "0")
     enroll = lonely.enrollment_key()
     lonely.start()
     try:
         async with aiohttp.ClientSession() as http:
-            ws = await http.ws_connect(lonely.ws_url, headers={"X-Exitpool-Enrollment-Key": enroll})
-            await ws.send_str('{"type":"hello","version":1,"name":"probe"}')
-            welcome = await ws.receive_json(timeout=10)
-            assert welcome["type"] == "welcome"
-            assert welcome["credential"].startswith("epa_")
+            ws, welcome = await enroll_raw_agent(http, lonely, enroll, "probe")
+            assert str(welcome["credential"]).startswith("epa_")
             started = time.monotonic()
             lonely.proc.send_signal(15)  # type: ignore[union-attr]
             message = await ws.receive(timeout=10)
@@ -132,9 +127,7 @@ async def test_a_rogue_agent_is_closed_with_a_protocol_error_and_others_keep_ser
     server: ServerProcess, key: str, agent_a: AgentProcess, target
 ):
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(server.ws_url, headers={"X-Exitpool-Enrollment-Key": key})
-        await ws.send_str('{"type":"hello","version":1,"name":"rogue"}')
-        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+        ws, _ = await enroll_raw_agent(http, server, key, "rogue")
         await ws.send_bytes(b"\x63garbage that is no frame")
         message = await ws.receive(timeout=10)
         assert message.type is aiohttp.WSMsgType.CLOSE
@@ -151,9 +144,7 @@ async def test_an_agent_that_never_answers_an_open_gets_the_user_a_504(
     server: ServerProcess, key: str
 ):
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(server.ws_url, headers={"X-Exitpool-Enrollment-Key": key})
-        await ws.send_str('{"type":"hello","version":1,"name":"mute"}')
-        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+        ws, _ = await enroll_raw_agent(http, server, key, "mute")
         started = time.monotonic()
         response = await asyncio.to_thread(
             requests.get,
@@ -171,9 +162,7 @@ async def test_a_websocket_message_over_the_limit_drops_that_agent_only(
     server: ServerProcess, key: str, agent_a: AgentProcess, target
 ):
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(server.ws_url, headers={"X-Exitpool-Enrollment-Key": key})
-        await ws.send_str('{"type":"hello","version":1,"name":"bulky"}')
-        assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+        ws, _ = await enroll_raw_agent(http, server, key, "bulky")
         await ws.send_bytes(b"\x04" + b"\x00" * (1024 * 1024 + 100))
         message = await ws.receive(timeout=10)
         # autobahn fails such a connection by dropping it: the agent sees 1006

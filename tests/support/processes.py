@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
+
 from tests.support.target import free_port
 
 BIN = Path(sys.executable).parent
@@ -189,3 +191,17 @@ class AgentProcess(LoggedProcess):
             f"agent {self.name} to come online",
         )
         assert self.running, f"agent exited early:\n{self.log()}"
+
+
+async def enroll_raw_agent(
+    http: aiohttp.ClientSession, server: ServerProcess, key: str, name: str
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, object]]:
+    """A bare protocol client: enrolls with ``key`` as ``name``; returns it and its WELCOME.
+
+    For tests that must act as an agent our engine would never be (silent, rogue).
+    """
+    ws = await http.ws_connect(server.ws_url, headers={"X-Exitpool-Enrollment-Key": key})
+    await ws.send_str(f'{{"type":"hello","version":1,"name":"{name}"}}')
+    welcome = await ws.receive_json(timeout=10)
+    assert welcome["type"] == "welcome", welcome
+    return ws, welcome
