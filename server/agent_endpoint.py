@@ -153,6 +153,8 @@ class AgentEndpoint:
         max_streams = self.limits.max_streams
         if isinstance(agent_max, int) and agent_max > 0:
             max_streams = min(max_streams, agent_max)
+        if agent.max_streams is not None:
+            max_streams = min(max_streams, agent.max_streams)
         session = AgentSession(
             agent_id=agent.pk,
             name=agent.name,
@@ -161,8 +163,8 @@ class AgentEndpoint:
             close=close,
             max_streams=max_streams,
             facts={k: hello.get(k) for k in ("os", "agent_version")},
-            paused=bool(hello.get("paused", False)),
         )
+        session.set_paused(bool(hello.get("paused", False)))
         welcome: dict[str, Any] = {
             "type": "welcome",
             "agent_id": agent.pk,
@@ -178,6 +180,7 @@ class AgentEndpoint:
         if new_credential is not None:
             welcome["credential"] = new_credential
         mux.send_control(welcome)
+        session.set_admin_paused(agent.paused_by_admin)
         previous = self.hub.register(session)
         if previous is not None:
             await previous.close(CloseCode.DUPLICATE, "replaced by a newer connection")

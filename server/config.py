@@ -62,6 +62,24 @@ class ServerConfig:
     """Seconds between server pings to each agent."""
     ws_ping_timeout: float = 30.0
     """Seconds without a pong after which the server drops an agent."""
+    user_max_streams: int = 256
+    """Streams a proxy user may have open at once, unless their own limit says otherwise (429)."""
+    flush_interval: float = 5.0
+    """Seconds between writes of the in-memory counters and request log to the database."""
+    log_retention_days: float = 30.0
+    """Days request-log rows are kept; older ones are pruned automatically."""
+    api_max_request_body: int = 1024 * 1024
+    """Largest request body ``POST /api/v1/fetch`` will send, in bytes (413 beyond)."""
+    api_max_response_body: int = 10 * 1024 * 1024
+    """Largest response body ``POST /api/v1/fetch`` will return, in bytes (502 beyond)."""
+    api_default_timeout: float = 30.0
+    """Seconds ``POST /api/v1/fetch`` waits for a whole response unless the caller asks less."""
+    api_max_timeout: float = 120.0
+    """Longest ``timeout`` a caller of ``POST /api/v1/fetch`` may ask for."""
+    metrics_token: str = ""
+    """If set, ``/metrics`` requires ``Authorization: Bearer <token>``."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed."""
 
     def __post_init__(self) -> None:
         for field in fields(self):

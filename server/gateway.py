@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import httptools
 
 import wire
+from server import metrics
+from server.accounting import Accounting, Flow, Limited
 from server.config import ServerConfig
 from server.http_forward import (
     BadTarget,
@@ -43,6 +46,7 @@ REASON_PHRASES = {
     403: "Forbidden",
     407: "Proxy Authentication Required",
     408: "Request Timeout",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -86,9 +90,10 @@ class Head:
 class Gateway:
     """The proxy listener and what its connections share."""
 
-    def __init__(self, hub: Hub, config: ServerConfig) -> None:
+    def __init__(self, hub: Hub, config: ServerConfig, accounting: Accounting) -> None:
         self.hub = hub
         self.config = config
+        self.accounting = accounting
         self.auth = ProxyAuthenticator(config.auth_cache_seconds)
         self.connections: set[ProxyConnection] = set()
         self.server: asyncio.Server | None = None
@@ -116,7 +121,7 @@ class ResponseLink(SocketLink):
         self.owner = owner
 
     def on_data(self, data: bytes | memoryview) -> None:
-        self.owner.response_started()
+        self.owner.response_started(data)
         super().on_data(data)
 
     def on_end(self) -> None:
@@ -139,6 +144,7 @@ class ProxyConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.link: SocketLink | None = None
+        self.flow: Flow | None = None
         self.destination: Destination | None = None
         self.tunnel = False
         self.closed = False
@@ -157,6 +163,7 @@ class ProxyConnection(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._response_timer: asyncio.TimerHandle | None = None
         self._responded = False
+        self._request_started = 0.0
 
     # ------------------------------------------------------- asyncio.Protocol
 
@@ -215,6 +222,7 @@ class ProxyConnection(asyncio.Protocol):
         self._cancel_timers()
         if self._task is not None:
             self._task.cancel()
+        self._end_flow(None, "ok" if self._responded else "client-closed")
         if self.link is not None:
             if exc is None and not self.tunnel:
                 # The user is done with this connection: the agent closes the target's.
@@ -321,12 +329,20 @@ class ProxyConnection(asyncio.Protocol):
             and destination == self.destination
             and authorization == self._credentials
         )
+        self._request_started = time.monotonic()
         if reuse:
-            assert self.link is not None and request is not None
+            assert self.link is not None and request is not None and self.flow is not None
+            self.gateway.accounting.request(self.flow)
             self._arm_response_timer()
             self.link.sender.send(request)
             return
         self._drop_link()
+        self.flow = Flow(
+            "connect" if head.method == b"CONNECT" else "http",
+            route.user,
+            destination.host,
+            destination.port,
+        )
         assert self.transport is not None
         self.transport.pause_reading()
         if request is not None:
@@ -349,6 +365,11 @@ class ProxyConnection(asyncio.Protocol):
             if identity is None:
                 raise ProxyError(407, "auth-failed", "unknown user or wrong password")
             self._credentials = authorization
+            assert self.flow is not None
+            try:
+                await self.gateway.accounting.admit(self.flow, identity)
+            except Limited as exc:
+                raise ProxyError(429, exc.code, str(exc)) from None
             session, sid = await self._open_stream(route, destination)
         except ProxyError as exc:
             self.fail(exc)
@@ -368,6 +389,11 @@ class ProxyConnection(asyncio.Protocol):
         else:
             link = ResponseLink(self, session, sid)
         self.link = link
+        assert self.flow is not None
+        self.flow.carried_by(session.agent_id, session.name, link)
+        if tunnel_after:
+            self.flow.status = 200
+            metrics.FIRST_BYTE.labels("connect").observe(time.monotonic() - self._request_started)
         if tunnel_after and not self._queued:
             self.transport.write(CONNECT_OK)  # one write: no Nagle stall between line and blank
             self._responded = True
@@ -437,6 +463,12 @@ class ProxyConnection(asyncio.Protocol):
         if self.link is not None:
             link, self.link = self.link, None
             link.cancel(Reason.CANCELLED, "user switched destination")
+        self._end_flow(None, "ok")
+
+    def _end_flow(self, status: int | None, result: str) -> None:
+        if self.flow is not None:
+            flow, self.flow = self.flow, None
+            self.gateway.accounting.end(flow, status, result)
 
     # --------------------------------------------------------------- answers
 
@@ -447,19 +479,26 @@ class ProxyConnection(asyncio.Protocol):
         self._cancel_timers()
         if error is not None:
             self.fail(ProxyError(502, "agent-lost", f"the stream broke: {error}"))
+        else:
+            self._end_flow(None, "ok")
 
-    def response_started(self) -> None:
-        self._responded = True
-        self._pass_eof()
-        if self._response_timer is not None:
+    def response_started(self, data: bytes | memoryview) -> None:
+        if self._response_timer is not None:  # the first bytes of a response
             self._response_timer.cancel()
             self._response_timer = None
+            metrics.FIRST_BYTE.labels("http").observe(time.monotonic() - self._request_started)
+            if self.flow is not None and bytes(data[:5]) == b"HTTP/" and len(data) >= 12:
+                code = bytes(data[9:12])
+                self.flow.status = int(code) if code.isdigit() else None
+        self._responded = True
+        self._pass_eof()
 
     def fail(self, error: ProxyError) -> None:
         """Answer with an error (if no response has started) and close."""
         if self.closed or self.transport is None:
             return
         self._cancel_timers()
+        self._end_flow(None if self._responded else error.status, error.code)
         if self._responded:
             self.abort()
             return

@@ -30,6 +30,9 @@ class AgentSession:
     max_streams: int
     facts: dict[str, Any] = field(default_factory=dict)
     paused: bool = False
+    """The agent's owner paused sharing (reported by the agent)."""
+    admin_paused: bool = False
+    """An admin paused the agent (kept in the database across reconnects)."""
     connected_at: float = field(default_factory=time.time)
     paused_since: float | None = None
     stats: dict[str, Any] = field(default_factory=dict)
@@ -39,13 +42,30 @@ class AgentSession:
         return self.mux.conn.stream_count
 
     @property
+    def is_paused(self) -> bool:
+        return self.paused or self.admin_paused
+
+    @property
     def available(self) -> bool:
-        return not self.paused and not self.mux.closed and self.open_streams < self.max_streams
+        return not self.is_paused and not self.mux.closed and self.open_streams < self.max_streams
 
     def set_paused(self, paused: bool) -> None:
-        if paused != self.paused:
-            self.paused = paused
-            self.paused_since = time.time() if paused else None
+        """The owner paused or resumed sharing."""
+        was = self.is_paused
+        self.paused = paused
+        self._paused_changed(was)
+
+    def set_admin_paused(self, paused: bool) -> None:
+        """An admin paused or resumed the agent; the agent is told so its owner sees it."""
+        was = self.is_paused
+        if paused != self.admin_paused:
+            self.admin_paused = paused
+            self.mux.send_control({"type": "pause" if paused else "resume"})
+        self._paused_changed(was)
+
+    def _paused_changed(self, was: bool) -> None:
+        if self.is_paused != was:
+            self.paused_since = time.time() if self.is_paused else None
 
 
 class NoAgent(Exception):
@@ -89,7 +109,7 @@ class Hub:
             if session is None or session.agent_id in excluded:
                 raise NoAgent(f"agent {route.agent!r} is not online")
             if not session.available:
-                state = "paused" if session.paused else "at its stream limit"
+                state = "paused" if session.is_paused else "at its stream limit"
                 raise NoAgent(f"agent {route.agent!r} is {state}")
             return session
         sticky_key = (route.user, route.session) if route.session is not None else None

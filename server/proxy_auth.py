@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -23,8 +24,16 @@ from server.fleet.models import ProxyUser
 
 @dataclass(frozen=True, slots=True)
 class ProxyIdentity:
+    """A verified proxy user and the limits the gateway enforces for them."""
+
     user_id: int
     name: str
+    max_streams: int | None = None
+    monthly_quota: int | None = None
+
+    @classmethod
+    def of(cls, user: ProxyUser) -> ProxyIdentity:
+        return cls(user.pk, user.name, user.max_streams, user.monthly_quota_bytes)
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
@@ -44,7 +53,12 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
 
 def _check(name: str, password: str) -> ProxyIdentity | None:
     user = ProxyUser.authenticate(name, password)
-    return ProxyIdentity(user.pk, user.name) if user else None
+    return ProxyIdentity.of(user) if user else None
+
+
+def _check_token(token: str) -> ProxyIdentity | None:
+    user = ProxyUser.by_api_token(token)
+    return ProxyIdentity.of(user) if user else None
 
 
 class ProxyAuthenticator:
@@ -60,6 +74,24 @@ class ProxyAuthenticator:
     async def check(self, name: str, password: str) -> ProxyIdentity | None:
         """The identity for this name and password, or None if they are wrong."""
         key = hashlib.sha256(f"{name}\0{password}".encode()).digest()
+        return await self._cached(key, lambda: _check(name, password))
+
+    async def check_token(self, token: str) -> ProxyIdentity | None:
+        """The identity owning this API token, or None."""
+        key = hashlib.sha256(f"\0token\0{token}".encode()).digest()
+        return await self._cached(key, lambda: _check_token(token))
+
+    def forget(self, user_id: int) -> None:
+        """Drop what is cached for a user (an admin changed or disabled them)."""
+        self._cache = {
+            key: entry
+            for key, entry in self._cache.items()
+            if entry[1] is None or entry[1].user_id != user_id
+        }
+
+    async def _cached(
+        self, key: bytes, verify: Callable[[], ProxyIdentity | None]
+    ) -> ProxyIdentity | None:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -67,13 +99,15 @@ class ProxyAuthenticator:
         if task is None:
             # One check per pair, owned by no caller: a caller that goes away
             # must not cancel the answer others are waiting for.
-            task = asyncio.get_running_loop().create_task(self._verify(key, name, password))
+            task = asyncio.get_running_loop().create_task(self._verify(key, verify))
             self._pending[key] = task
             task.add_done_callback(lambda _: self._pending.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _verify(self, key: bytes, name: str, password: str) -> ProxyIdentity | None:
-        identity = await sync_to_async(_check)(name, password)
+    async def _verify(
+        self, key: bytes, verify: Callable[[], ProxyIdentity | None]
+    ) -> ProxyIdentity | None:
+        identity = await sync_to_async(verify)()
         now = time.monotonic()
         if len(self._cache) > 100_000:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}

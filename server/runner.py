@@ -31,7 +31,8 @@ def serve(config: ServerConfig) -> int:
     from django.core.management import call_command
     from twisted.internet import defer, reactor
 
-    from server import daphne_close
+    from server import daphne_close, live
+    from server.accounting import Accounting
     from server.agent_endpoint import AgentEndpoint
     from server.asgi import build_application
     from server.gateway import Gateway
@@ -41,7 +42,8 @@ def serve(config: ServerConfig) -> int:
     daphne_close.install()
     call_command("migrate", interactive=False, verbosity=0)
     hub = Hub(sticky_max=config.sticky_sessions_max)
-    gateway = Gateway(hub, config)
+    accounting = Accounting(config)
+    gateway = Gateway(hub, config, accounting)
     application = build_application(AgentEndpoint(hub, config))
     http_host, http_port = config.http_address
     server = daphne.server.Server(
@@ -72,9 +74,13 @@ def serve(config: ServerConfig) -> int:
 
     def on_running() -> None:
         _nodelay_on_listeners(reactor)
-        task = asyncio.get_event_loop().create_task(start_gateway())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        loop = asyncio.get_event_loop()
+        running = live.Live(config, hub, accounting, gateway, loop)
+        live.install(running)
+        for coroutine in (start_gateway(), running.run()):
+            task = loop.create_task(coroutine)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     async def shutdown() -> None:
         log.info("shutting down: closing %d agent(s)", len(hub.sessions))
@@ -84,6 +90,10 @@ def serve(config: ServerConfig) -> int:
         deadline = loop.time() + SHUTDOWN_GRACE
         while hub.sessions and loop.time() < deadline:
             await asyncio.sleep(0.05)
+        for task in list(tasks):  # the housekeeping task writes its last counts as it ends
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        live.install(None)
 
     # daphne cancels every application when the reactor stops; agents must get
     # their 1001 first, so our shutdown runs before daphne's.

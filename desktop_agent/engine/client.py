@@ -67,6 +67,8 @@ class AgentEngine:
         self.state = AgentState(config.config_dir)
         self.status = Status.STOPPED
         self.paused = False
+        self.paused_by_admin = False
+        """The server's admin paused this agent; the owner's resume does not lift it."""
         self.agent_name: str | None = None
         self.exit_ip: str | None = None
         self.last_error: str | None = None
@@ -91,10 +93,10 @@ class AgentEngine:
 
     def pause(self) -> None:
         """Stop taking new streams (running ones finish) and tell the server."""
-        self._set_paused(True, tell_server=True)
+        self._set_paused(True)
 
     def resume(self) -> None:
-        self._set_paused(False, tell_server=True)
+        self._set_paused(False)
 
     def stop(self) -> None:
         """End :meth:`run`: close the WebSocket with 1001 and return."""
@@ -161,12 +163,12 @@ class AgentEngine:
             self.connected_since = time.time() if status is Status.ONLINE else None
             self._notify()
 
-    def _set_paused(self, paused: bool, tell_server: bool) -> None:
+    def _set_paused(self, paused: bool) -> None:
         if paused == self.paused:
             return
         self.paused = paused
         log.info("sharing %s", "paused" if paused else "resumed")
-        if tell_server and self._mux is not None:
+        if self._mux is not None:
             self._mux.send_control({"type": "pause" if paused else "resume"})
         self._notify()
 
@@ -307,12 +309,17 @@ class AgentEngine:
             log.info("online as %s (exit IP seen by the server: %s)", self.agent_name, self.exit_ip)
             self._set_status(Status.ONLINE)
         elif kind in ("pause", "resume"):  # the server's admin asks
-            self._set_paused(kind == "pause", tell_server=False)
+            paused = kind == "pause"
+            if paused != self.paused_by_admin:
+                self.paused_by_admin = paused
+                log.info("the server's admin %s this agent", "paused" if paused else "resumed")
+                self._notify()
 
     def _on_open(self, sid: int, host: str, port: int) -> None:
         assert self._relay is not None
-        if self.paused:
-            self._relay.refuse(sid, Reason.PAUSED, "the owner paused sharing")
+        if self.paused or self.paused_by_admin:
+            who = "the owner" if self.paused else "the server's admin"
+            self._relay.refuse(sid, Reason.PAUSED, f"{who} paused sharing")
             return
         self.streams_total += 1
         self._relay.open(sid, host, port)

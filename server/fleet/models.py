@@ -27,18 +27,47 @@ class ProxyUser(models.Model):
     """Someone allowed to send traffic through the proxy and the API."""
 
     name = models.CharField(max_length=64, unique=True, validators=[validate_proxy_user_name])
-    password = models.CharField(max_length=128)
-    is_active = models.BooleanField(default=True)
+    password = models.CharField(max_length=128, editable=False)
+    is_active = models.BooleanField("enabled", default=True)
     created = models.DateTimeField(auto_now_add=True)
+    max_streams = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Connections open at once; empty means the server's default "
+        "(EXITPOOL_USER_MAX_STREAMS). Over it the proxy answers 429.",
+    )
+    monthly_quota_bytes = models.PositiveBigIntegerField(
+        "monthly quota (bytes)",
+        null=True,
+        blank=True,
+        help_text="Bytes both ways per calendar month (UTC); empty means unlimited. "
+        "Over it the proxy and the API answer 429.",
+    )
+    api_token_hash = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
+    api_token_prefix = models.CharField(max_length=12, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
+        verbose_name = "proxy user"
 
     def __str__(self) -> str:
         return self.name
 
     def set_password(self, raw: str) -> None:
         self.password = make_password(raw)
+
+    def new_api_token(self) -> str:
+        """Replace the API token; the raw token is returned once and never stored."""
+        raw = new_token("ept", 32)
+        self.api_token_hash = token_hash(raw)
+        self.api_token_prefix = raw[:10]
+        return raw
+
+    @classmethod
+    def by_api_token(cls, raw: str) -> ProxyUser | None:
+        if not raw:
+            return None
+        return cls.objects.filter(api_token_hash=token_hash(raw), is_active=True).first()
 
     def check_password(self, raw: str) -> bool:
         return check_password(raw, self.password)
@@ -83,6 +112,9 @@ class Agent(models.Model):
     """An office PC that carries traffic. Its credential is stored hashed."""
 
     name = models.CharField(max_length=100, unique=True)
+    label = models.CharField(
+        "owner / label", max_length=200, blank=True, help_text="Whose PC this is, where it sits."
+    )
     credential_hash = models.CharField(max_length=64, unique=True, editable=False)
     enrollment_key = models.ForeignKey(
         EnrollmentKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="agents"
@@ -93,6 +125,14 @@ class Agent(models.Model):
     os = models.CharField(max_length=100, blank=True)
     agent_version = models.CharField(max_length=40, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    paused_by_admin = models.BooleanField(
+        default=False, help_text="Kept across reconnects until an admin resumes the agent."
+    )
+    max_streams = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Streams open at once on this agent; empty means the server's limit.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -142,3 +182,80 @@ class Agent(models.Model):
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+
+
+class UserMonthUsage(models.Model):
+    """A proxy user's traffic in one calendar month (UTC): what the quota is checked against."""
+
+    user = models.ForeignKey(ProxyUser, on_delete=models.CASCADE, related_name="usage")
+    month = models.DateField(help_text="The first day of the month.")
+    bytes_up = models.PositiveBigIntegerField(default=0)
+    bytes_down = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "month"], name="one_usage_per_month")
+        ]
+
+    @property
+    def total(self) -> int:
+        return self.bytes_up + self.bytes_down
+
+
+class AgentDayUsage(models.Model):
+    """An agent's traffic in one day (UTC): the admin's "today" and "total"."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    bytes_up = models.PositiveBigIntegerField(default=0)
+    bytes_down = models.PositiveBigIntegerField(default=0)
+    streams = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "day"], name="one_usage_per_day")]
+
+
+class TrafficMinute(models.Model):
+    """The whole server's traffic in one minute: the dashboard's chart, kept across restarts."""
+
+    minute = models.DateTimeField(unique=True)
+    bytes_up = models.PositiveBigIntegerField(default=0)
+    bytes_down = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["minute"]
+
+
+class RequestLog(models.Model):
+    """One proxied connection or API fetch. Written in batches; pruned after the retention."""
+
+    KINDS = [("connect", "CONNECT tunnel"), ("http", "plain HTTP"), ("api", "API fetch")]
+
+    time = models.DateTimeField(db_index=True, help_text="When the request arrived.")
+    kind = models.CharField(max_length=8, choices=KINDS)
+    user = models.ForeignKey(ProxyUser, null=True, blank=True, on_delete=models.SET_NULL)
+    user_name = models.CharField(max_length=64, blank=True)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL)
+    agent_name = models.CharField(max_length=100, blank=True)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    bytes_up = models.PositiveBigIntegerField(default=0, help_text="User to target.")
+    bytes_down = models.PositiveBigIntegerField(default=0, help_text="Target to user.")
+    duration_ms = models.PositiveIntegerField(default=0)
+    status = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="What the user was answered (the proxy's own answers)."
+    )
+    result = models.CharField(
+        max_length=32, db_index=True, help_text="ok, or the X-Exitpool-Error code."
+    )
+
+    class Meta:
+        ordering = ["-time"]
+        verbose_name = "request log entry"
+        verbose_name_plural = "request log"
+
+    def __str__(self) -> str:
+        return f"{self.user_name} → {self.host}:{self.port} {self.result}"
