@@ -49,6 +49,11 @@ class LiveCollector(Collector):
         self._hub = hub
         self._registered = registered_agents
 
+    def describe(self) -> Iterator[Metric]:
+        """The metric names, without reading anything (registration must not touch the DB)."""
+        yield GaugeMetricFamily("exitpool_agents", "Enrolled agents by state.", labels=["state"])
+        yield GaugeMetricFamily("exitpool_streams_open", "Streams open on all agents.")
+
     def collect(self) -> Iterator[Metric]:
         hub = self._hub()
         sessions = list(hub.sessions.values()) if hub is not None else []
