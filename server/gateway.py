@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import httptools
 
-import wire
 from server import metrics
 from server.accounting import Accounting, Flow, Limited
 from server.config import ServerConfig
@@ -32,9 +31,10 @@ from server.http_forward import (
     parse_absolute_url,
     parse_authority,
 )
-from server.hub import AgentSession, Hub, NoAgent
+from server.hub import AgentSession, Hub
 from server.proxy_auth import ProxyAuthenticator, parse_basic
 from server.routing import Route, parse_username
+from server.streams import OpenFailed, open_stream
 from tunnel import SocketLink, set_nodelay
 from tunnel.link import abort_with_rst
 from wire import Reason
@@ -52,18 +52,6 @@ REASON_PHRASES = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
-}
-
-# How an agent's refusal is answered: status and X-Exitpool-Error code.
-OPEN_FAILURES: dict[Reason, tuple[int, str]] = {
-    Reason.FORBIDDEN: (403, "forbidden"),
-    Reason.TIMEOUT: (504, "target-timeout"),
-    Reason.REFUSED: (502, "target-refused"),
-    Reason.DNS: (502, "dns-failed"),
-    Reason.UNREACHABLE: (502, "target-unreachable"),
-    Reason.TOO_MANY_STREAMS: (503, "agent-busy"),
-    Reason.PAUSED: (503, "agent-paused"),
-    Reason.CONNECTION_LOST: (502, "agent-lost"),
 }
 
 CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"
@@ -417,40 +405,11 @@ class ProxyConnection(asyncio.Protocol):
     async def _open_stream(
         self, route: Route, destination: Destination
     ) -> tuple[AgentSession, int]:
-        """Open a stream on an agent, trying a second agent once if the first refuses."""
-        tried: list[int] = []
-        failure: tuple[AgentSession, wire.StreamRejected] | None = None
-        for _attempt in range(2):
-            try:
-                session = self.gateway.hub.choose(route, exclude=tried)
-            except NoAgent as exc:
-                if failure is None:
-                    raise ProxyError(503, "no-agent", str(exc)) from None
-                break
-            tried.append(session.agent_id)
-            try:
-                sid, answer = await session.mux.open(
-                    destination.host, destination.port, self.config.open_timeout
-                )
-            except TimeoutError:
-                raise ProxyError(
-                    504,
-                    "agent-timeout",
-                    f"agent {session.name} did not answer within {self.config.open_timeout:g}s",
-                ) from None
-            if isinstance(answer, wire.StreamAccepted):
-                return session, sid
-            failure = (session, answer)
-            if route.agent is not None:
-                break
-        assert failure is not None
-        session, rejected = failure
-        status, code = OPEN_FAILURES.get(rejected.reason, (502, "agent-error"))
-        raise ProxyError(
-            status,
-            code,
-            f"agent {session.name} could not reach {destination}: {rejected.message}",
-        )
+        """Open a stream on an agent (see :func:`server.streams.open_stream`)."""
+        try:
+            return await open_stream(self.gateway.hub, route, destination, self.config.open_timeout)
+        except OpenFailed as exc:
+            raise ProxyError(exc.status, exc.code, str(exc)) from None
 
     def _forward(self, data: bytes) -> None:
         """Request bytes after a head: to the stream, or queued while it opens."""
