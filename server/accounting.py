@@ -62,10 +62,11 @@ class Flow:
     agent_id: int | None = None
     agent_name: str = ""
     status: int | None = None
-    links: list[SocketLink] = field(default_factory=list)
+    link: SocketLink | None = None
     up: int = 0
     down: int = 0
-    _seen: dict[int, tuple[int, int]] = field(default_factory=dict)
+    _seen: tuple[int, int] = (0, 0)
+    _unread: tuple[int, int] = (0, 0)
     admitted: bool = False
     ended: bool = False
 
@@ -73,26 +74,24 @@ class Flow:
         """The agent (and the link whose bytes count) that serves this flow."""
         self.agent_id = agent_id
         self.agent_name = agent_name
-        if link is not None:
-            self.links.append(link)
+        self.link = link
 
     def read_counts(self) -> tuple[int, int]:
         """Bytes up and down that are new since the last read."""
-        new_up = new_down = 0
-        for link in self.links:
-            seen_up, seen_down = self._seen.get(id(link), (0, 0))
-            sent, received = link.sender.sent, link.received
-            new_up += sent - seen_up
-            new_down += received - seen_down
-            self._seen[id(link)] = (sent, received)
+        new_up, new_down = self._unread
+        self._unread = (0, 0)
+        if self.link is not None:
+            sent, received = self.link.sender.sent, self.link.received
+            new_up += sent - self._seen[0]
+            new_down += received - self._seen[1]
+            self._seen = (sent, received)
         self.up += new_up
         self.down += new_down
         return new_up, new_down
 
     def add_bytes(self, up: int, down: int) -> None:
-        """Count bytes that went through no link (an API fetch's own buffers)."""
-        self.up += up
-        self.down += down
+        """Count bytes that went through no link (counted at the next read)."""
+        self._unread = (self._unread[0] + up, self._unread[1] + down)
 
 
 @dataclass(slots=True)

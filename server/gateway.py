@@ -193,6 +193,11 @@ class ProxyConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         if self._task is None and (self.link is None or self.link.done):
             return False  # nothing in flight: close
+        if not self.tunnel and self._task is None and self._responded and not self._heads:
+            # The user closed after a response began: like every HTTP proxy, take it as
+            # the end of the connection (waiting for the target to close could take a
+            # keep-alive timeout). A half-close right after a request is passed on below.
+            return False
         # The user sends nothing more. The half-close goes on to the target once its
         # response has begun: some servers drop a request whose client half-closed first.
         self._eof_pending = True
