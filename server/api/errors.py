@@ -1,0 +1,25 @@
+"""How the API fails: an HTTP status and a stable ``error`` code, always as JSON.
+
+Scripts branch on ``error`` (the codes are the proxy's ``X-Exitpool-Error``
+codes where they mean the same thing, see docs/api.md); ``message`` is for
+people and may change.
+"""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+
+
+class ApiError(Exception):
+    """Answer the caller with ``status`` and ``{"error": code, "message": ...}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+    def response(self) -> JsonResponse:
+        response = JsonResponse({"error": self.code, "message": str(self)}, status=self.status)
+        if self.status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="exitpool api"'
+        return response
