@@ -15,9 +15,12 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.config import ServerConfig
+
+if TYPE_CHECKING:
+    from server.first_start import AdminAccount
 
 log = logging.getLogger("server")
 
@@ -28,6 +31,7 @@ SHUTDOWN_GRACE = 2.0
 def serve(config: ServerConfig) -> int:
     """Run until stopped; returns the process exit code."""
     import daphne.server
+    from asgiref.sync import sync_to_async
     from django.core.management import call_command
     from twisted.internet import defer, reactor
 
@@ -35,6 +39,8 @@ def serve(config: ServerConfig) -> int:
     from server.accounting import Accounting
     from server.agent_endpoint import AgentEndpoint
     from server.asgi import build_application
+    from server.first_start import ensure_first_admin
+    from server.forwarded import parse_trusted_proxies
     from server.gateway import Gateway
     from server.hub import Hub
     from wire import CloseCode
@@ -44,7 +50,9 @@ def serve(config: ServerConfig) -> int:
     hub = Hub(sticky_max=config.sticky_sessions_max)
     accounting = Accounting(config)
     gateway = Gateway(hub, config, accounting)
-    application = build_application(AgentEndpoint(hub, config))
+    application = build_application(
+        AgentEndpoint(hub, config), parse_trusted_proxies(config.trusted_proxies)
+    )
     http_host, http_port = config.http_address
     server = daphne.server.Server(
         application=application,
@@ -70,7 +78,14 @@ def serve(config: ServerConfig) -> int:
             failed = True
             server.stop()
             return
-        _print_banner(config)
+        try:  # only now, with every listener up, so a failed start never swallows the password
+            admin = await sync_to_async(ensure_first_admin)()
+        except ValueError as exc:
+            log.critical("cannot create the first admin account: %s", exc)
+            failed = True
+            server.stop()
+            return
+        _print_banner(config, admin)
 
     def on_running() -> None:
         _nodelay_on_listeners(reactor)
@@ -149,23 +164,11 @@ def _twisted_host(host: str) -> str:
     return host.replace(":", r"\:")
 
 
-def _print_banner(config: ServerConfig) -> None:
-    """Tell a newcomer where everything is and how to get a user and a key."""
-    http_host, http_port = config.http_address
-    proxy_host, proxy_port = config.proxy_address
-    shown = "127.0.0.1" if http_host in ("0.0.0.0", "::") else http_host
-    proxy_shown = "127.0.0.1" if proxy_host in ("0.0.0.0", "::") else proxy_host
-    command = _command_name()
-    print(
-        "Exitpool server ready\n"
-        f"  admin:   http://{shown}:{http_port}/admin/"
-        f"   (account: {command} createsuperuser)\n"
-        f"  agents:  ws://{shown}:{http_port}/ws/agent"
-        f"   (key: {command} enrollkey)\n"
-        f"  proxy:   http://USER:PASSWORD@{proxy_shown}:{proxy_port}"
-        f"   (user: {command} proxyuser NAME)",
-        flush=True,
-    )
+def _print_banner(config: ServerConfig, admin: AdminAccount) -> None:
+    """Tell a newcomer where everything is, how to log in, and how to get a user and a key."""
+    from server.first_start import banner
+
+    print(banner(config, admin, _command_name()), flush=True)
 
 
 def _command_name() -> str:

@@ -3,6 +3,13 @@
 The data directory (``EXITPOOL_DATA_DIR``, default ``./var``) holds the SQLite
 database and the secret key, which is generated on first start and kept there
 so sessions survive restarts. ``DATABASE_URL`` selects another database.
+
+Production (docs/deploy.md): ``EXITPOOL_ALLOWED_HOSTS`` and, behind a TLS
+reverse proxy, ``EXITPOOL_TLS=1`` (cookies only over HTTPS) with the proxy in
+``EXITPOOL_TRUSTED_PROXIES``. The proxy's ``X-Forwarded-*`` headers are applied
+to the ASGI scope by ``server/forwarded.py`` for trusted peers only; Django is
+deliberately not told to read them (no ``SECURE_PROXY_SSL_HEADER``), since it
+cannot tell a trusted proxy from a client that forges the header.
 """
 
 import os
@@ -13,13 +20,43 @@ import dj_database_url
 
 from server.config import default_data_dir
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
 
 def envbool(name: str, default: bool) -> bool:
-    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+    """``1/true/yes/on`` or ``0/false/no/off``; anything else is an error, not a silent "no"."""
+    value = os.environ.get(name, str(default)).strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ValueError(
+            f"{name}={value!r} is not a yes/no value (1, true, yes, on / 0, false, no, off)"
+        )
+    return value in _TRUE
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a whole number") from None
+    if number < 0:
+        raise ValueError(f"{name}={value!r} must be >= 0")
+    return number
 
 
 def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def envurl(name: str) -> str:
+    """An ``http(s)://host[:port]`` base URL without a trailing slash, or ``""`` when unset."""
+    value = os.environ.get(name, "").strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"{name}={value!r} must start with http:// or https://")
+    return value
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -40,6 +77,32 @@ SECRET_KEY = _secret_key(DATA_DIR)
 DEBUG = envbool("EXITPOOL_DEBUG", False)
 ALLOWED_HOSTS = envlist("EXITPOOL_ALLOWED_HOSTS", "*")
 CSRF_TRUSTED_ORIGINS = envlist("EXITPOOL_CSRF_TRUSTED_ORIGINS", "")
+
+PUBLIC_URL = envurl("EXITPOOL_PUBLIC_URL")
+"""How people and agents reach the web port (e.g. ``https://exitpool.example.com`` behind
+nginx); only used to print the right URLs. Empty: the ``--http`` address is shown."""
+CREATE_FIRST_ADMIN = envbool("EXITPOOL_CREATE_ADMIN", True)
+"""On the first start (no user account at all), create ``admin`` with a password printed once."""
+
+# Behind TLS (the reverse proxy terminates it): cookies never travel in clear text.
+TLS = envbool("EXITPOOL_TLS", False)
+SESSION_COOKIE_SECURE = TLS
+CSRF_COOKIE_SECURE = TLS
+SECURE_HSTS_SECONDS = envint("EXITPOOL_HSTS_SECONDS", 0)  # sent on HTTPS responses only
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
