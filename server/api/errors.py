@@ -22,4 +22,8 @@ class ApiError(Exception):
         response = JsonResponse({"error": self.code, "message": str(self)}, status=self.status)
         if self.status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="exitpool api"'
+        # An answer, not a server fault: django.request would log every refused
+        # destination as an ERROR. Fetches are in the request log; bugs (500) are
+        # logged by the view with their traceback.
+        response._has_been_logged = True  # type: ignore[attr-defined]
         return response

@@ -205,7 +205,9 @@ def _parse_url(url: str) -> tuple[str, Destination, str]:
         # An international name goes out in its ASCII (punycode) form.
         host = host if host.isascii() else host.encode("idna").decode("ascii")
         authority = f"[{host}]" if ":" in host else host
-        destination = parse_authority(f"{authority}:{port or (443 if scheme == 'https' else 80)}")
+        if port is None:
+            port = 443 if scheme == "https" else 80
+        destination = parse_authority(f"{authority}:{port}")
     except (UnicodeError, BadTarget) as exc:
         raise _bad(f"bad url: {exc}") from None
     if not HOST.fullmatch(destination.host):

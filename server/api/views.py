@@ -70,13 +70,14 @@ def _config() -> ServerConfig:
 @api_view("POST")
 async def fetch_view(request: HttpRequest, identity: ProxyIdentity) -> HttpResponse:
     """Perform the caller's HTTP request through an agent and return the whole response."""
+    config = _config()
+    data = _json_body(request, config.api_max_request_body * 2 + ENVELOPE_SLACK)
+    fetch_request = FetchRequest.parse(data, identity.name, config)
     running = live.current()
     if running is None:
         raise ApiError(
             503, "server-not-running", "fetches need the running server (exitpool-server run)"
         )
-    data = _json_body(request, running.config.api_max_request_body * 2 + ENVELOPE_SLACK)
-    fetch_request = FetchRequest.parse(data, identity.name, running.config)
     result = await fetch(running, identity, fetch_request)
     return JsonResponse(result.to_json())
 

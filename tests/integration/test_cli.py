@@ -60,6 +60,30 @@ def test_proxyuser_prints_the_password_and_updates_an_existing_user(tmp_path: Pa
     assert updated.stdout.splitlines() == ["updated proxy user bob", "password: chosen"]
 
 
+def test_proxyuser_prints_an_api_token_for_a_new_user_and_replaces_it_on_demand(tmp_path: Path):
+    data = ["--data-dir", str(tmp_path)]
+    created = run(*data, "proxyuser", "carol", "--password", "first").stdout.splitlines()
+    assert created[:2] == ["created proxy user carol", "password: first"]
+    first = created[2].removeprefix("api token: ")
+    assert first.startswith("ept_") and len(first) > 40
+    replaced = run(*data, "proxyuser", "carol", "--new-token").stdout.splitlines()
+    assert replaced[0] == "updated proxy user carol"
+    assert len(replaced) == 2  # no password line: the password is kept
+    second = replaced[1].removeprefix("api token: ")
+    assert second.startswith("ept_") and second != first
+
+    def check(expression: str) -> str:
+        script = f"from server.fleet.models import ProxyUser as U; print({expression})"
+        return run(*data, "shell", "-c", script).stdout.strip().splitlines()[-1]
+
+    assert check(f"U.by_api_token({first!r})") == "None"
+    assert check(f"U.by_api_token({second!r})") == "carol"
+    assert check("U.authenticate('carol', 'first')") == "carol"
+    # Without --new-token the token stays as it was.
+    assert "api token" not in run(*data, "proxyuser", "carol").stdout
+    assert check(f"U.by_api_token({second!r})") == "carol"
+
+
 @pytest.mark.parametrize("name", ["bad name", "x-session-y", "a-agent-b", ""])
 def test_proxyuser_refuses_names_that_break_routing_or_basic_auth(tmp_path: Path, name: str):
     done = run("--data-dir", str(tmp_path), "proxyuser", name)
