@@ -19,6 +19,7 @@ import pytest
 import requests
 import trustme
 from openapi_spec_validator import validate
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import PASSWORD
 from tests.support.processes import ServerProcess, wait_for
@@ -386,6 +387,19 @@ def test_every_fetch_is_in_the_request_log(server, target):
     )
     assert f"('api', 'pc-b', {target.port}, 200, 'ok')" in rows
     assert f"{target.port}, 504, 'target-timeout')" in rows
+
+
+def test_no_stream_outlives_its_fetch(api, server, target):
+    api.fetch(url=f"{target.url}/bytes/1000")
+    api.fetch(url=f"{target.url}/bytes/{MAX_RESPONSE_BODY * 2}?chunked=1")
+    api.fetch(url=f"{target.url}/hang", timeout=0.5)
+
+    def streams_open() -> float:
+        text = requests.get(f"{server.http_url}/metrics", timeout=10).text
+        families = {family.name: family for family in text_string_to_metric_families(text)}
+        return families["exitpool_streams_open"].samples[0].value
+
+    wait_for(lambda: streams_open() == 0, 5, "every fetch's stream to be closed")
 
 
 # ---------------------------------------------------------------- OpenAPI
