@@ -218,6 +218,7 @@ def test_a_user_added_in_the_admin_sees_password_and_token_once_and_only_hashes_
     password, token = secrets["Password"], secrets["API token"]
     assert "no-store" in page.headers["Cache-Control"]
     assert fetch(server, target, "bob", password).text == "127.0.0.2"
+    assert api_usage(server, token).json()["user"] == "bob"
 
     user_page = admin.get(f"/admin/fleet/proxyuser/{admin.user_id('bob')}/change/").text
     assert token not in user_page
@@ -226,6 +227,27 @@ def test_a_user_added_in_the_admin_sees_password_and_token_once_and_only_hashes_
     assert token.encode() not in stored
     assert password.encode() not in stored
     assert hashlib.sha256(token.encode()).hexdigest().encode() in stored
+
+
+def api_usage(server: ServerProcess, token: str) -> requests.Response:
+    return requests.get(
+        f"{server.http_url}/api/v1/usage", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+
+
+def test_a_new_api_token_from_the_admin_replaces_the_old_one_at_once(
+    server: ServerProcess, admin: Admin
+):
+    page = admin.post(
+        "/admin/fleet/proxyuser/add/",
+        {"name": "erin", "new_password": "erin-pw", "is_active": "on", "_save": "Save"},
+    )
+    old = shown_secrets(page.text)["API token"]
+    assert api_usage(server, old).status_code == 200  # now cached by the server
+    page = admin.post(f"/admin/fleet/proxyuser/{admin.user_id('erin')}/credentials/token/", {})
+    new = shown_secrets(page.text)["API token"]
+    assert api_usage(server, old).status_code == 401
+    assert api_usage(server, new).json()["user"] == "erin"
 
 
 def test_a_password_reset_in_the_admin_refuses_the_old_password_at_once(
