@@ -69,7 +69,15 @@ class AgentSession:
 
 
 class NoAgent(Exception):
-    """No agent can take the stream; ``str(exc)`` says why, for the 503 body."""
+    """No agent can take the stream; ``str(exc)`` says why, for the 503 body.
+
+    ``code`` is the ``X-Exitpool-Error`` a user gets: ``no-agent``, or for a
+    pinned agent ``agent-paused`` / ``agent-busy`` (at its stream limit).
+    """
+
+    def __init__(self, message: str, code: str = "no-agent") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Hub:
@@ -108,9 +116,10 @@ class Hub:
             session = self.by_name(route.agent)
             if session is None or session.agent_id in excluded:
                 raise NoAgent(f"agent {route.agent!r} is not online")
+            if session.is_paused:
+                raise NoAgent(f"agent {route.agent!r} is paused", "agent-paused")
             if not session.available:
-                state = "paused" if session.is_paused else "at its stream limit"
-                raise NoAgent(f"agent {route.agent!r} is {state}")
+                raise NoAgent(f"agent {route.agent!r} is at its stream limit", "agent-busy")
             return session
         sticky_key = (route.user, route.session) if route.session is not None else None
         if sticky_key is not None:

@@ -150,6 +150,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the dashboard read while a flush writes; busy timeout rides out short locks.
     DATABASES["default"]["OPTIONS"] = {
+        # A transaction that reads then writes (an admin save, a flush) takes the write lock
+        # up front: upgrading a read lock fails at once with "database is locked" when
+        # another writer got in between, whatever the busy timeout.
+        "transaction_mode": "IMMEDIATE",
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }

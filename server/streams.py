@@ -56,7 +56,7 @@ async def open_stream(
             session = hub.choose(route, exclude=tried)
         except NoAgent as exc:
             if failure is None:
-                raise OpenFailed(503, "no-agent", str(exc)) from None
+                raise OpenFailed(503, exc.code, str(exc)) from None
             break
         tried.append(session.agent_id)
         try:

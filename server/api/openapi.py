@@ -197,8 +197,9 @@ OPENAPI: dict[str, Any] = {
                     },
                     "agent": {
                         "type": "string",
-                        "description": "Only this agent (by name); 503 no-agent if it is not "
-                        "online (like NAME-agent-NAME).",
+                        "description": "Only this agent (by name; like NAME-agent-NAME): 503 "
+                        "no-agent if it is not online, agent-paused or agent-busy if it "
+                        "cannot take the request.",
                     },
                     "timeout": {
                         "type": "number",

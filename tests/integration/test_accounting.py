@@ -215,6 +215,7 @@ def test_an_agent_at_its_stream_limit_is_passed_over_and_answers_503_when_pinned
         assert all(head.startswith(b"HTTP/1.1 200") for _, head in tunnels)
         busy = requests.get(f"{target.url}/ip", proxies=proxies(server, pinned), timeout=10)
         assert busy.status_code == 503
+        assert busy.headers["X-Exitpool-Error"] == "agent-busy"
         assert "stream limit" in busy.text
         for _ in range(3):  # unpinned requests go to the other agent
             other = requests.get(f"{target.url}/ip", proxies=proxies(server, "dave"), timeout=10)

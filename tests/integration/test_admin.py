@@ -158,6 +158,7 @@ def test_a_paused_agent_gets_no_streams_even_after_a_reconnect_until_resumed(
         assert "Paused 1 agent (1 online" in page.text
         refused = fetch(server, target, pinned)  # the action answered once the hub knew
         assert refused.status_code == 503
+        assert refused.headers["X-Exitpool-Error"] == "agent-paused"
         assert "paused" in refused.text
         assert {fetch(server, target, USER).text for _ in range(4)} == {"127.0.0.2"}
         assert "paused by admin" in admin.agent_row("pc-pause")

@@ -109,6 +109,7 @@ async def test_a_paused_engine_gets_no_new_streams_and_resumes(tmp: Path, server
         paused = await asyncio.to_thread(fetch)
         assert paused.status_code == 503
         assert "paused" in paused.text
+        assert paused.headers["X-Exitpool-Error"] == "agent-paused"
         unpinned = await asyncio.to_thread(exit_ips, server, target, USER, 6)
         assert "127.0.0.6" not in unpinned
         engine.resume()
