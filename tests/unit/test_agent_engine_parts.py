@@ -261,3 +261,23 @@ def test_it_turns_a_server_url_into_the_agent_websocket_url(server: str, expecte
 def test_it_rejects_urls_it_cannot_connect_to(server: str) -> None:
     with pytest.raises(ValueError, match="server URL must be"):
         websocket_url(server)
+
+
+# ------------------------------------------------------- admin pause vs owner
+
+
+async def test_an_admins_pause_is_kept_apart_from_the_owners(tmp_path: Path) -> None:
+    from desktop_agent.engine.client import AgentEngine
+    from desktop_agent.engine.config import AgentConfig
+
+    engine = AgentEngine(AgentConfig(server_url=SERVER, config_dir=tmp_path))
+    changes: list[tuple[bool, bool]] = []
+    engine.add_listener(lambda e: changes.append((e.paused, e.paused_by_admin)))
+
+    engine._on_control({"type": "pause"})  # the server's admin asks
+    engine.resume()  # the owner's resume does not lift the admin's pause
+    assert (engine.paused, engine.paused_by_admin) == (False, True)
+    engine.pause()
+    engine._on_control({"type": "resume"})
+    assert (engine.paused, engine.paused_by_admin) == (True, False)
+    assert changes == [(False, True), (True, True), (True, False)]
