@@ -6,8 +6,11 @@ PIP    := $(BIN)/pip install --disable-pip-version-check -q
 # compat: the checkout itself goes on sys.path, so new modules need no reinstall.
 EDITABLE := --config-settings editable_mode=compat
 ARGS   ?=
+# Debian packages the browser tests drive (and Xvfb for the tray app's tests).
+DEB_PACKAGES := chromium chromium-driver xvfb
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck unit integration clean
+.PHONY: run test lint typecheck unit integration deb-packages screenshots-dashboard clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +29,7 @@ run: $(VENV)/.server
 	$(BIN)/exitpool-server run $(ARGS)
 
 ## Set up and run everything CI runs: lint, type checks, unit and integration tests.
-test: lint typecheck
+test: deb-packages lint typecheck
 	$(BIN)/pytest
 
 lint: $(VENV)/.dev
@@ -36,6 +39,15 @@ lint: $(VENV)/.dev
 # mypy's Django plugin loads the settings: give it a throwaway data dir.
 typecheck: $(VENV)/.dev
 	EXITPOOL_DATA_DIR=$(VENV)/typecheck-data $(BIN)/mypy wire tunnel server desktop_agent/engine
+
+## Install headless Chromium, its driver and Xvfb with apt-get, unless they are already there.
+deb-packages:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v xvfb-run >/dev/null \
+	|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(DEB_PACKAGES); }
+
+## Retake docs/screenshots/dashboard-*.png (real server and agents; not part of `make test`).
+screenshots-dashboard: $(VENV)/.dev deb-packages
+	$(BIN)/python docs/screenshots/capture_dashboard.py
 
 unit: $(VENV)/.dev
 	$(BIN)/pytest tests/unit

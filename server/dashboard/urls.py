@@ -1,5 +1,12 @@
-"""URLs of this part (filled in as it is built)."""
+"""``/dashboard/`` and the snapshot it polls."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from server.dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.page, name="page"),
+    path("data.json", views.data, name="data"),
+]
