@@ -54,6 +54,7 @@ def start_chrome(profile: Path, width: int = 1366, height: int = 768) -> WebDriv
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     set_viewport(browser, width, height)
     return browser
@@ -90,6 +91,11 @@ def text_of(browser: WebDriver, element_id: str) -> str:
     return str(browser.find_element(By.ID, element_id).text)
 
 
+def page_errors(browser: WebDriver) -> list[str]:
+    """What the page wrote to the console as errors (script errors, failed loads)."""
+    return [str(e["message"]) for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
 @pytest.fixture(scope="module")
 def server(tmp: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(
@@ -118,6 +124,7 @@ def test_a_staff_member_sees_an_agent_come_online_and_carry_traffic_without_relo
     browser: WebDriver,
 ) -> None:
     log_in(browser, server, ADMIN, ADMIN_PASSWORD)
+    browser.get_log("browser")  # forget the login page's messages
     browser.execute_script("window.notReloaded = true;")
     assert agent_rows(browser, "pc-live") == []
     assert text_of(browser, "stat-online").startswith("0")
@@ -133,6 +140,7 @@ def test_a_staff_member_sees_an_agent_come_online_and_carry_traffic_without_relo
         WebDriverWait(browser, WAIT).until(lambda b: USER in text_of(b, "users-list"))
         assert not text_of(browser, "stat-requests").startswith("0 ")
         assert browser.execute_script("return window.notReloaded === true;")
+        assert page_errors(browser) == []
     finally:
         agent.terminate()
 
