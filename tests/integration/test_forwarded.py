@@ -8,14 +8,20 @@ an untrusted peer is a client bound to 127.0.0.2.
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+import requests
+import trustme
 
-from tests.support.processes import SERVER_BIN, ServerProcess
+from tests.support.processes import SERVER_BIN, AgentProcess, ServerProcess, wait_for
+from tests.support.target import free_port
 
 AGENT_EXIT = "203.0.113.7"
 LOOPBACK_ANY_PORT = ("--http", "127.0.0.1:0", "--proxy", "127.0.0.1:0")
@@ -130,3 +136,116 @@ def test_a_bad_trusted_proxies_entry_stops_the_start_with_a_clear_message(tmp_pa
     assert done.returncode != 0
     assert "EXITPOOL_TRUSTED_PROXIES: 'nginx.internal' is not an IP address" in done.stderr
     assert "Exitpool server ready" not in done.stdout
+
+
+# ------------------------------------------------------------------ the shipped nginx config
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def shipped_nginx_config(tmp: Path, cert: str, key: str, web_port: int) -> tuple[Path, int]:
+    """deploy/nginx-exitpool.conf as shipped, moved onto loopback ports and test certificates."""
+    https_port, http_port = free_port(), free_port()
+    site = (DEPLOY / "nginx-exitpool.conf").read_text()
+    for shipped, here in [
+        ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen [::]:443 ssl;", ""),
+        ("listen [::]:80;", ""),
+        ("/etc/letsencrypt/live/exitpool.example.com/fullchain.pem", cert),
+        ("/etc/letsencrypt/live/exitpool.example.com/privkey.pem", key),
+        ("http://127.0.0.1:8000", f"http://127.0.0.1:{web_port}"),
+    ]:
+        assert shipped in site, f"the shipped config no longer has {shipped!r}"
+        site = site.replace(shipped, here)
+    (tmp / "exitpool.conf").write_text(site)
+    main = tmp / "nginx.conf"
+    main.write_text(
+        f"pid {tmp}/nginx.pid;\n"
+        "events {}\n"
+        f"http {{ access_log off; include {tmp}/exitpool.conf; }}\n"
+    )
+    return main, https_port
+
+
+@pytest.fixture
+def nginx_in_front(behind_nginx: ServerProcess, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Real nginx with the shipped config on 127.0.0.1; yields (its https:// URL, CA file)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(nginx, os.X_OK):
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server_pem = str(tmp_path / "server.pem")
+    conf, port = shipped_nginx_config(tmp_path, server_pem, server_pem, behind_nginx.http_port)
+    args = [nginx, "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)]
+    checked = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    process = subprocess.Popen([*args, "-g", "daemon off;"])
+    try:
+        wait_for(lambda: port_open(port), 10, "nginx to listen")
+        yield f"https://127.0.0.1:{port}", str(tmp_path / "ca.pem")
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Through:
+    """What an agent needs to know of a server: the URL it connects to."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.ws_url = ws_url
+
+
+def test_through_the_shipped_nginx_config_an_agent_keeps_its_exit_ip(
+    behind_nginx: ServerProcess,
+    nginx_key: str,
+    nginx_in_front: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    https_url, ca_file = nginx_in_front
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # the agent trusts the test CA
+    through = Through(f"wss{https_url.removeprefix('https')}/ws/agent")
+    agent = AgentProcess(tmp_path, through, nginx_key, "pc-tls", "127.0.0.2")  # type: ignore[arg-type]
+    agent.start()
+    try:
+        assert "exit IP seen by the server: 127.0.0.2" in agent.log()
+        assert "agent pc-tls online from 127.0.0.2" in behind_nginx.log()
+    finally:
+        agent.terminate()
+
+
+def test_through_the_shipped_nginx_config_an_admin_logs_in_over_https(
+    behind_nginx: ServerProcess, nginx_in_front: tuple[str, str]
+) -> None:
+    https_url, ca_file = nginx_in_front
+    password = re.search(r"user admin, password: (\S+)", behind_nginx.log())
+    assert password, behind_nginx.log()
+    with requests.Session() as browser:
+        form = browser.get(f"{https_url}/admin/login/", verify=ca_file, timeout=10)
+        assert form.headers.get("Strict-Transport-Security") == "max-age=3600"
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert token, form.text
+        page = browser.post(
+            f"{https_url}/admin/login/?next=/admin/",
+            data={
+                "csrfmiddlewaretoken": token.group(1),
+                "username": "admin",
+                "password": password.group(1),
+                "next": "/admin/",
+            },
+            headers={"Origin": https_url, "Referer": f"{https_url}/admin/login/"},
+            verify=ca_file,  # per request: REQUESTS_CA_BUNDLE would beat a session's verify
+            timeout=10,
+        )
+    assert page.status_code == 200, page.text
+    assert page.url == f"{https_url}/admin/"
+    assert "Log out" in page.text
