@@ -1,9 +1,10 @@
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from server.config import ServerConfig, split_host_port
+from server.forwarded import parse_trusted_proxies
 from server.runner import serve
 
 
@@ -25,7 +26,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        config = ServerConfig.from_env().with_overrides(
-            http=options["http"], proxy=options["proxy"]
-        )
+        try:
+            config = ServerConfig.from_env().with_overrides(
+                http=options["http"], proxy=options["proxy"]
+            )
+            parse_trusted_proxies(config.trusted_proxies)  # a bad entry stops the start here
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         sys.exit(serve(config))
