@@ -163,7 +163,7 @@ def test_it_counts_a_proxied_request_once_the_counters_are_flushed(
 
         data = wait_for(
             lambda: (d := snapshot(staff, server))["top_destinations"] and d,
-            10,
+            20,
             "the request to reach the dashboard",
         )
     finally:

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +32,19 @@ _serial = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
-def clean(django_db: None) -> Iterator[None]:
-    """An empty fleet and traffic history, rolled back after the test."""
+def clean(django_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An empty fleet and traffic history, rolled back after the test.
+
+    The request-log summary is never reused here (each test has its own rows),
+    however long a query takes on a busy machine.
+    """
     from django.db import transaction
 
+    from server.dashboard import data
     from server.fleet.models import Agent, AgentDayUsage, ProxyUser, RequestLog, TrafficMinute
+
+    fresh = data.CostlyQuery(data._summarize_log, threshold=math.inf)
+    monkeypatch.setattr(data, "_log_summary", fresh)
 
     with transaction.atomic():
         for model in (RequestLog, TrafficMinute, AgentDayUsage, Agent, ProxyUser):
@@ -325,3 +334,53 @@ def test_the_snapshot_is_plain_json(hub: Hub, accounting: Accounting) -> None:
 
     assert json.loads(json.dumps(data)) == data
     assert data["server_time"] == NOW.timestamp()
+
+
+# ------------------------------------------------------------------ costly queries
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_slow_result_is_reused_for_five_times_as_long_as_it_took() -> None:
+    from server.dashboard.data import CostlyQuery
+
+    clock = Clock()
+    calls: list[str] = []
+
+    def slow(arg: str) -> int:
+        calls.append(arg)
+        clock.now += 2.0
+        return len(calls)
+
+    query = CostlyQuery(slow, threshold=0.1, factor=5.0, clock=clock)
+
+    assert query("first") == 1  # took 2 s, from 100 to 102: kept until 112
+    clock.now = 111.9
+    assert query("second") == 1
+    clock.now = 112.0
+    assert query("third") == 2
+    assert calls == ["first", "third"]
+
+
+def test_a_quick_result_is_computed_afresh_every_time() -> None:
+    from server.dashboard.data import CostlyQuery
+
+    clock = Clock()
+    calls: list[int] = []
+
+    def quick() -> int:
+        calls.append(1)
+        clock.now += 0.05
+        return len(calls)
+
+    query = CostlyQuery(quick, threshold=0.1, clock=clock)
+
+    assert [query(), query(), query()] == [1, 2, 3]
