@@ -7,7 +7,7 @@ PIP    := $(BIN)/pip install --disable-pip-version-check -q
 EDITABLE := --config-settings editable_mode=compat
 ARGS   ?=
 # Debian packages the browser tests drive (and Xvfb for the tray app's tests).
-DEB_PACKAGES := chromium chromium-driver xvfb
+DEB_PACKAGES := chromium chromium-driver xvfb nginx
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint typecheck unit integration deb-packages screenshots-dashboard clean
@@ -40,9 +40,9 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	EXITPOOL_DATA_DIR=$(VENV)/typecheck-data $(BIN)/mypy wire tunnel server desktop_agent/engine
 
-## Install headless Chromium, its driver and Xvfb with apt-get, unless they are already there.
+## Install headless Chromium, its driver, Xvfb and nginx (for the deploy test) with apt-get, unless there.
 deb-packages:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v xvfb-run >/dev/null \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v xvfb-run >/dev/null && [ -x /usr/sbin/nginx ] \
 	|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(DEB_PACKAGES); }
 
 ## Retake docs/screenshots/dashboard-*.png (real server and agents; not part of `make test`).

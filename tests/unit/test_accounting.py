@@ -44,7 +44,9 @@ def user(django_db: None) -> ProxyUser:
 def agent(django_db: None) -> Agent:
     from server.fleet.models import Agent
 
-    return Agent.objects.create(name=f"pc{next(_names)}", credential_hash=f"h{next(_names)}")
+    return Agent.objects.create(
+        name=f"acct-pc{next(_names)}", credential_hash=f"acct-h{next(_names)}"
+    )
 
 
 def identity(user: ProxyUser, **limits: Any) -> ProxyIdentity:

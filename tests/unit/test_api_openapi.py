@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [*sorted((ROOT / "server" / "api").glob("*.py")), ROOT / "server" / "streams.py"]
 RAISED = re.compile(r'(?:ApiError|OpenFailed)\(\s*\d{3},\s*"([a-z-]+)"')
 LIMITED = re.compile(r'Limited\(\s*"([a-z-]+)"')
+NO_AGENT = re.compile(r'"(no-agent|agent-[a-z]+)"')  # NoAgent's default code and pinned ones
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def codes_in_use() -> set[str]:
     for path in SOURCES:
         codes |= set(RAISED.findall(path.read_text()))
     codes |= set(LIMITED.findall((ROOT / "server" / "accounting.py").read_text()))
+    codes |= set(NO_AGENT.findall((ROOT / "server" / "hub.py").read_text()))
     return codes
 
 
