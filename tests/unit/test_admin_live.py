@@ -9,9 +9,7 @@ server, and reaches the loop through :meth:`server.live.Live.call`.
 from __future__ import annotations
 
 import asyncio
-import html
 import itertools
-import re
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +17,8 @@ import pytest
 
 import wire
 from server.config import ServerConfig
+from tests.support.pages import row, text
+from tests.support.server_state import Outbox, installed_live
 from tunnel import Mux
 
 if TYPE_CHECKING:
@@ -29,20 +29,6 @@ if TYPE_CHECKING:
     from server.live import Live
 
 _names = itertools.count(1)
-
-
-class Outbox:
-    """What a session's mux sent and how its WebSocket was closed."""
-
-    def __init__(self) -> None:
-        self.messages: list[bytes | str] = []
-        self.closes: list[tuple[int, str]] = []
-
-    async def send(self, message: bytes | str) -> None:
-        self.messages.append(message)
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closes.append((code, reason))
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +45,8 @@ def client(django_db: None) -> Client:
 @pytest.fixture
 async def running(django_db: None) -> AsyncIterator[Live]:
     """The live state of a server process, installed as ``exitpool-server run`` does."""
-    from server import live
-    from server.accounting import Accounting
-    from server.gateway import Gateway
-    from server.hub import Hub
-
-    config = ServerConfig()
-    hub = Hub()
-    accounting = Accounting(config)
-    state = live.Live(
-        config, hub, accounting, Gateway(hub, config, accounting), asyncio.get_running_loop()
-    )
-    live.install(state)
-    try:
+    async with installed_live(ServerConfig()) as state:
         yield state
-    finally:
-        live.install(None)
 
 
 def make_agent(**fields: Any) -> Agent:
@@ -116,19 +88,6 @@ async def eventually(predicate: Callable[[], object], what: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"never happened: {what}")
-
-
-def text(response: Any) -> str:
-    words = re.sub(r"<[^>]+>", " ", response.content.decode())
-    return re.sub(r"\s+", " ", html.unescape(words))
-
-
-def row(response: Any, name: str) -> str:
-    for match in re.finditer(r"<tr[^>]*>(.*?)</tr>", response.content.decode(), re.S):
-        cells = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", match.group(1))))
-        if re.search(rf"(^| ){re.escape(name)} ", cells):
-            return cells
-    raise AssertionError(f"no row for {name}")
 
 
 # ------------------------------------------------------------------------- showing

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.pages import row, text
+
 if TYPE_CHECKING:
     from django.test import Client
 
@@ -24,7 +26,7 @@ _names = itertools.count(1)
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}{next(_names)}"
+    return f"{prefix}{next(_names):04d}"  # fixed width: no name is a part of another
 
 
 @pytest.fixture(scope="module")
@@ -51,21 +53,6 @@ def make_user(password: str = "old-pw", **fields: Any) -> ProxyUser:
     user.set_password(password)
     user.save()
     return user
-
-
-def text(response: Any) -> str:
-    """The page as words, for assertions that do not care about markup."""
-    words = re.sub(r"<[^>]+>", " ", response.content.decode())
-    return re.sub(r"\s+", " ", html.unescape(words))
-
-
-def row(response: Any, name: str) -> str:
-    """The text of the changelist row whose first column is ``name``."""
-    for match in re.finditer(r"<tr[^>]*>(.*?)</tr>", response.content.decode(), re.S):
-        cells = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", match.group(1))))
-        if re.search(rf"(^| ){re.escape(name)} ", cells):
-            return cells
-    raise AssertionError(f"no row for {name}")
 
 
 def shown_secrets(response: Any) -> dict[str, str]:

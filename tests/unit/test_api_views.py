@@ -8,7 +8,6 @@ database alone. Fetching through agents is covered by tests/integration/test_api
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
 import json
@@ -20,6 +19,7 @@ from asgiref.sync import sync_to_async
 
 import wire
 from server.config import ServerConfig
+from tests.support.server_state import installed_live
 from tunnel import Mux
 
 if TYPE_CHECKING:
@@ -41,22 +41,8 @@ def client(django_db: None) -> AsyncClient:
 @pytest.fixture
 async def running(django_db: None) -> AsyncIterator[Live]:
     """The live state of a server process, installed as ``exitpool-server run`` does."""
-    from server import live
-    from server.accounting import Accounting
-    from server.gateway import Gateway
-    from server.hub import Hub
-
-    config = ServerConfig(user_max_streams=7)
-    hub = Hub()
-    accounting = Accounting(config)
-    state = live.Live(
-        config, hub, accounting, Gateway(hub, config, accounting), asyncio.get_running_loop()
-    )
-    live.install(state)
-    try:
+    async with installed_live(ServerConfig(user_max_streams=7)) as state:
         yield state
-    finally:
-        live.install(None)
 
 
 @sync_to_async

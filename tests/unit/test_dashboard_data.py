@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import wire
+from tests.support.server_state import Outbox
 from tunnel import Mux
 
 if TYPE_CHECKING:
@@ -57,14 +58,6 @@ def enrolled(name: str, **fields: Any) -> Agent:
     from server.fleet.models import Agent
 
     return Agent.objects.create(name=name, credential_hash=f"hash-{next(_serial)}", **fields)
-
-
-class Outbox:
-    async def send(self, message: bytes | str) -> None:
-        pass
-
-    async def close(self, code: int, reason: str) -> None:
-        pass
 
 
 def online(hub: Hub, agent: Agent, exit_ip: str = "198.51.100.7", **facts: str) -> AgentSession:

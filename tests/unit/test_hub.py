@@ -13,25 +13,12 @@ import pytest
 import wire
 from server.hub import AgentSession, Hub, NoAgent
 from server.routing import Route
+from tests.support.server_state import Outbox
 from tunnel import Mux
 
 IP_A = "198.51.100.1"
 IP_B = "203.0.113.9"
 PLAIN = Route(user="alice")
-
-
-class Outbox:
-    """What a session's mux sent and how its WebSocket was closed."""
-
-    def __init__(self) -> None:
-        self.messages: list[bytes | str] = []
-        self.closes: list[tuple[int, str]] = []
-
-    async def send(self, message: bytes | str) -> None:
-        self.messages.append(message)
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closes.append((code, reason))
 
 
 def make_session(
