@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 
 from server import metrics
@@ -362,56 +362,65 @@ def _write(batch: Pending, prune_before: dt.datetime | None) -> None:
     )
 
     with transaction.atomic():
-        if batch.rows:
-            # A user or agent deleted since the flow started keeps its name, not its link.
-            users = set(
-                ProxyUser.objects.filter(
-                    pk__in={r["user_id"] for r in batch.rows} - {None}
-                ).values_list("pk", flat=True)
+        # A user or agent deleted since its flow started keeps its name, not its link or usage.
+        users = _existing(
+            ProxyUser, {r["user_id"] for r in batch.rows} | {u for u, _ in batch.users}
+        )
+        agents = _existing(
+            Agent, {r["agent_id"] for r in batch.rows} | {a for a, _ in batch.agents}
+        )
+        RequestLog.objects.bulk_create(
+            RequestLog(
+                **{
+                    **row,
+                    "user_id": row["user_id"] if row["user_id"] in users else None,
+                    "agent_id": row["agent_id"] if row["agent_id"] in agents else None,
+                }
             )
-            agents = set(
-                Agent.objects.filter(
-                    pk__in={r["agent_id"] for r in batch.rows} - {None}
-                ).values_list("pk", flat=True)
-            )
-            RequestLog.objects.bulk_create(
-                RequestLog(
-                    **{
-                        **row,
-                        "user_id": row["user_id"] if row["user_id"] in users else None,
-                        "agent_id": row["agent_id"] if row["agent_id"] in agents else None,
-                    }
-                )
-                for row in batch.rows
-            )
+            for row in batch.rows
+        )
         for (user_id, month), usage in batch.users.items():
-            if not ProxyUser.objects.filter(pk=user_id).exists():
-                continue
-            UserMonthUsage.objects.get_or_create(user_id=user_id, month=month)
-            UserMonthUsage.objects.filter(user_id=user_id, month=month).update(
-                bytes_up=F("bytes_up") + usage.bytes_up,
-                bytes_down=F("bytes_down") + usage.bytes_down,
-                requests=F("requests") + usage.count,
-            )
+            if user_id in users:
+                _add_to(
+                    UserMonthUsage,
+                    {"user_id": user_id, "month": month},
+                    bytes_up=usage.bytes_up,
+                    bytes_down=usage.bytes_down,
+                    requests=usage.count,
+                )
         for (agent_id, day), usage in batch.agents.items():
-            if not Agent.objects.filter(pk=agent_id).exists():
-                continue
-            AgentDayUsage.objects.get_or_create(agent_id=agent_id, day=day)
-            AgentDayUsage.objects.filter(agent_id=agent_id, day=day).update(
-                bytes_up=F("bytes_up") + usage.bytes_up,
-                bytes_down=F("bytes_down") + usage.bytes_down,
-                streams=F("streams") + usage.count,
-            )
+            if agent_id in agents:
+                _add_to(
+                    AgentDayUsage,
+                    {"agent_id": agent_id, "day": day},
+                    bytes_up=usage.bytes_up,
+                    bytes_down=usage.bytes_down,
+                    streams=usage.count,
+                )
         for when, minute in batch.minutes.items():
-            TrafficMinute.objects.get_or_create(minute=when)
-            TrafficMinute.objects.filter(minute=when).update(
-                bytes_up=F("bytes_up") + minute.bytes_up,
-                bytes_down=F("bytes_down") + minute.bytes_down,
-                requests=F("requests") + minute.requests,
-                errors=F("errors") + minute.errors,
+            _add_to(
+                TrafficMinute,
+                {"minute": when},
+                bytes_up=minute.bytes_up,
+                bytes_down=minute.bytes_down,
+                requests=minute.requests,
+                errors=minute.errors,
             )
     if prune_before is not None:
         deleted, _ = RequestLog.objects.filter(time__lt=prune_before).delete()
         TrafficMinute.objects.filter(minute__lt=prune_before).delete()
         if deleted:
             log.info("pruned %d request-log rows older than %s", deleted, prune_before)
+
+
+def _existing(model: type[models.Model], ids: set[int | None]) -> set[int]:
+    """Which of ``ids`` still have a row (one query)."""
+    return set(model._default_manager.filter(pk__in=ids - {None}).values_list("pk", flat=True))
+
+
+def _add_to(model: type[models.Model], key: dict[str, Any], **amounts: int) -> None:
+    """Add ``amounts`` to the counters of the row at ``key``, creating it at zero first."""
+    model._default_manager.get_or_create(**key)
+    model._default_manager.filter(**key).update(
+        **{name: F(name) + amount for name, amount in amounts.items()}
+    )
