@@ -171,12 +171,6 @@ class Accounting:
         """Count ``flow`` as ``user``'s, or raise :class:`Limited` if over a limit."""
         flow.user_id = user.user_id
         flow.user_name = user.name
-        max_streams = self.config.user_max_streams if user.max_streams is None else user.max_streams
-        if self.open_by_user[user.user_id] >= max_streams:
-            raise Limited(
-                "too-many-streams",
-                f"user {user.name} already has {max_streams} connections open (their limit)",
-            )
         if user.monthly_quota is not None:
             used = await self.month_used(user.user_id)
             if used >= user.monthly_quota:
@@ -184,9 +178,12 @@ class Accounting:
                     "quota-exceeded",
                     f"user {user.name} has used {used} of {user.monthly_quota} bytes this month",
                 )
-        if self.open_by_user[user.user_id] >= max_streams:  # others got in while we looked
+        # Checked after the (possibly awaited) quota, so no flow slips in meanwhile.
+        max_streams = self.config.user_max_streams if user.max_streams is None else user.max_streams
+        if self.open_by_user[user.user_id] >= max_streams:
             raise Limited(
-                "too-many-streams", f"user {user.name} has {max_streams} connections open"
+                "too-many-streams",
+                f"user {user.name} already has {max_streams} connections open (their limit)",
             )
         flow.admitted = True
         self.open_by_user[user.user_id] += 1
