@@ -161,10 +161,17 @@ def test_it_counts_a_proxied_request_once_the_counters_are_flushed(
     try:
         assert fetch_once(server, f"{target.url}/bytes/50000") == 200
 
+        # The page's parts are separate queries, so a flush can land between them:
+        # wait until every part has the request, as the next poll would show.
         data = wait_for(
-            lambda: (d := snapshot(staff, server))["top_destinations"] and d,
+            lambda: (
+                (d := snapshot(staff, server))["top_destinations"]
+                and d["last_hour"]["requests"]
+                and (agent_named(d, "pc-traffic") or {}).get("today_down")
+                and d
+            ),
             20,
-            "the request to reach the dashboard",
+            "the request to reach every part of the dashboard",
         )
     finally:
         agent.terminate()
