@@ -4,6 +4,7 @@
 :class:`~tunnel.link.SocketLink` joins one TCP socket to one stream with flow
 control in both directions. The server's agent endpoint and the agent engine
 are thin layers that feed WebSocket messages in and hand messages out.
+:mod:`tunnel.units` writes byte counts and rates the same way on both sides.
 """
 
 from tunnel.link import SocketLink, StreamSender, set_nodelay

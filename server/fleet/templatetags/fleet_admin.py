@@ -10,7 +10,7 @@ from django.db.models import Sum
 
 from server.fleet import live_state
 from server.fleet.models import Agent, AgentDayUsage, ProxyUser, TrafficMinute
-from server.fleet.units import human_bytes
+from tunnel.units import human_bytes
 from server.fleet.usage import utc_today
 
 register = template.Library()

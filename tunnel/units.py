@@ -1,4 +1,8 @@
-"""Numbers as people read them in the admin: bytes, rates, quotas."""
+"""Numbers as people read them: bytes, rates, quotas and durations.
+
+Shared by the server's admin pages and the agent's windows, so an owner and
+an admin see the same figure written the same way.
+"""
 
 from __future__ import annotations
 

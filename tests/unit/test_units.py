@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.fleet.units import human_bytes, human_duration, human_rate, share
+from tunnel.units import human_bytes, human_duration, human_rate, share
 
 
 @pytest.mark.parametrize(
