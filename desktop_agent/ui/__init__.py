@@ -1,0 +1,1 @@
+"""The tray app: icon, menus, windows and settings over the Qt-free engine."""
