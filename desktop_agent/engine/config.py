@@ -37,7 +37,8 @@ class AgentConfig:
     """Destination ports refused (SMTP by default: the PC must not become a mail relay)."""
     config_dir: Path = field(default_factory=default_config_dir)
     max_streams: int = 256
-    """Streams carried at once; more OPENs are refused so the server picks another agent."""
+    """Streams carried at once unless the owner's rules say otherwise; more OPENs are
+    refused so the server picks another agent."""
     connect_timeout: float = 10.0
     """Seconds to connect to a target before answering OPEN_FAIL timeout."""
     ping_interval: float = 20.0
@@ -54,3 +55,17 @@ class AgentConfig:
     """Per-stream window this agent grants the server, in bytes."""
     max_ws_message: int = 1024 * 1024
     """Largest WebSocket message accepted from the server."""
+    probe_timeout: float = 5.0
+    """Seconds a ping asked for by :meth:`AgentEngine.reconnect_now` may go unanswered."""
+    suspend_gap: float = 10.0
+    """A sample arriving this many seconds late means the PC slept: reconnect at once."""
+    sample_interval: float = 1.0
+    """Seconds between traffic samples and re-checks of schedule, daily cap and timed pause."""
+    rate_history_seconds: int = 600
+    """Seconds of rate samples kept for the owner's chart."""
+    traffic_save_interval: float = 60.0
+    """Seconds between writes of the traffic totals (also written when the engine stops)."""
+    max_recent_destinations: int = 200
+    """Destinations kept for the owner's list; the least recently used go first."""
+    bandwidth_burst: float = 0.25
+    """Seconds of the bandwidth limit that may pass at once after a quiet moment."""

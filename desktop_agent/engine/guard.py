@@ -129,7 +129,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _normalise_name(host: str) -> str:
+def normalise_name(host: str) -> str:
     """Lower-case, drop one trailing dot, IDNA-encode; ValueError for anything not a DNS name.
 
     One spelling per name is what makes blocked_hosts unbypassable ('EXAMPLE.com.').
@@ -154,7 +154,7 @@ def _parse_host_rule(entry: str) -> tuple[str, int | None]:
         if not 0 < port < 65536:
             raise ValueError(f"invalid port in blocked host {entry!r}")
     literal = parse_ip_literal(host)
-    return (str(literal) if literal is not None else _normalise_name(host.removeprefix("*."))), port
+    return (str(literal) if literal is not None else normalise_name(host.removeprefix("*."))), port
 
 
 class Guard:
@@ -255,7 +255,7 @@ class Guard:
         if literal is not None:
             return [literal]
         try:
-            name = _normalise_name(host)
+            name = normalise_name(host)
         except ValueError as exc:
             raise Forbidden(f"forbidden: {exc}") from None
         if (reason := self._check_host([name], port)) is not None:

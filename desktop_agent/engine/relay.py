@@ -1,8 +1,10 @@
-"""Opening streams to targets: guard, connect, then hand the socket to a link.
+"""Opening streams to targets: guard, owner's blocks, connect, then hand the socket to a link.
 
 The name is resolved here, on the agent, every address is checked by the
-guard, and the connection goes to an address that was checked — so a DNS
-answer cannot change between the check and the connect (no rebinding).
+guard and by the owner's blocked destinations, and the connection goes to an
+address that was checked — so a DNS answer cannot change between the check
+and the connect (no rebinding). A name the owner blocked is refused before
+it is even looked up.
 """
 
 from __future__ import annotations
@@ -13,11 +15,21 @@ import ipaddress
 import logging
 from collections.abc import Callable
 
+from desktop_agent.engine.bandwidth import Bandwidth
 from desktop_agent.engine.guard import Forbidden, Guard, ResolveError
+from desktop_agent.engine.target_link import TargetLink
+from desktop_agent.engine.traffic import TrafficMeter
 from tunnel import Mux, SocketLink
 from wire import Reason
 
 log = logging.getLogger(__name__)
+
+BLOCKED_BY_OWNER = "forbidden: the owner of this PC blocked this destination"
+"""What a proxy user is told about a destination on the owner's block list."""
+
+Blocked = Callable[[str, int, list[str] | None], bool]
+"""``blocked(host, port, addresses)``: the owner refuses this destination (addresses None
+before the name is resolved)."""
 
 
 class OpenFailed(Exception):
@@ -35,7 +47,12 @@ def _classify(exc: OSError) -> Reason:
 
 
 class Relay:
-    """Serves the server's OPEN requests on one connection."""
+    """Serves the server's OPEN requests on one connection.
+
+    Every link is a :class:`TargetLink` counted in ``meter`` and limited by
+    ``bandwidth``; ``blocked`` is the owner's block list, asked before DNS
+    (by name) and after it (by address).
+    """
 
     def __init__(
         self,
@@ -44,28 +61,54 @@ class Relay:
         connect_timeout: float,
         source_address: str | None,
         on_link_closed: Callable[[SocketLink, str | None], None],
+        *,
+        meter: TrafficMeter,
+        bandwidth: Bandwidth,
+        blocked: Blocked = lambda host, port, addresses: False,
     ) -> None:
         self.mux = mux
         self.guard = guard
         self.connect_timeout = connect_timeout
         self.source_address = source_address
         self.on_link_closed = on_link_closed
-        self.links: set[SocketLink] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.meter = meter
+        self.bandwidth = bandwidth
+        self.blocked = blocked
+        self.links: set[TargetLink] = set()
+        self._opening: dict[int, asyncio.Task[None]] = {}
 
     def open(self, sid: int, host: str, port: int) -> None:
         task = asyncio.get_running_loop().create_task(self._open(sid, host, port))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._opening[sid] = task
+        task.add_done_callback(lambda _: self._opening.pop(sid, None))
 
     def refuse(self, sid: int, reason: Reason, message: str) -> None:
         self.mux.reject(sid, reason, message)
 
+    def settle(self) -> None:
+        """Report every running link's bytes to the meter."""
+        for link in self.links:
+            link.settle()
+
+    def cut(self, reason: Reason, message: str) -> None:
+        """End every stream now: running ones are reset, half-open ones refused."""
+        for link in list(self.links):
+            self.mux.reset(link.sid, reason, message)
+            link.on_reset(reason, message)
+        for sid, task in list(self._opening.items()):
+            task.cancel()
+            self._reject(sid, reason, message)  # a no-op for one accepted meanwhile
+
     async def _open(self, sid: int, host: str, port: int) -> None:
         try:
             async with asyncio.timeout(self.connect_timeout):
+                if self.blocked(host, port, None):
+                    raise OpenFailed(Reason.FORBIDDEN, BLOCKED_BY_OWNER)
                 addresses = await self._resolve(host, port)
-                await self._connect(sid, addresses, port)
+                if self.blocked(host, port, addresses):
+                    log.info("refused %s port %d: the owner blocked it", host, port)
+                    raise OpenFailed(Reason.FORBIDDEN, BLOCKED_BY_OWNER)
+                await self._connect(sid, host, addresses, port)
         except OpenFailed as exc:
             self._reject(sid, exc.reason, str(exc))
         except TimeoutError:
@@ -87,7 +130,7 @@ class Relay:
         except ResolveError as exc:
             raise OpenFailed(Reason.DNS, str(exc)) from None
 
-    async def _connect(self, sid: int, addresses: list[str], port: int) -> None:
+    async def _connect(self, sid: int, host: str, addresses: list[str], port: int) -> None:
         loop = asyncio.get_running_loop()
         last: OSError | None = None
         for address in addresses:
@@ -96,16 +139,24 @@ class Relay:
             local = self._local_address(address)
 
             def accept(link: SocketLink, peer: str = address) -> None:
+                assert isinstance(link, TargetLink)
                 if not self.mux.conn.has_stream(sid) or self.mux.closed:
                     assert link.transport is not None
                     link.transport.abort()  # the server gave up while we connected
                     return
                 self.mux.accept(sid, peer)
                 self.links.add(link)
+                self.bandwidth.add(link)
+                self.meter.connection_opened(host, port)
+
+            def link() -> TargetLink:
+                return TargetLink(
+                    self.mux, sid, host, port, self.meter, self.bandwidth, self._closed, accept
+                )
 
             try:
                 await loop.create_connection(
-                    lambda: SocketLink(self.mux, sid, self._closed, accept),
+                    link,
                     address,
                     port,
                     local_addr=local,
@@ -129,9 +180,13 @@ class Relay:
         return (self.source_address, 0) if same_family else None
 
     def _closed(self, link: SocketLink, error: str | None) -> None:
-        self.links.discard(link)
+        assert isinstance(link, TargetLink)
+        if link in self.links:
+            self.links.discard(link)
+            self.bandwidth.discard(link)
+            link.settle()
         self.on_link_closed(link, error)
 
     def close(self) -> None:
-        for task in list(self._tasks):
+        for task in list(self._opening.values()):
             task.cancel()

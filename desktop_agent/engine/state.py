@@ -1,8 +1,10 @@
-"""The agent's durable state: its credential per server, kept in the user's config dir.
+"""The agent's durable state: its identity per server, kept in the user's config dir.
 
 Written atomically (temporary file, then rename) with owner-only permissions:
 the credential is what lets this PC carry traffic, so it is treated like a
-password.
+password. The engine reads and writes the credential only through a
+:class:`CredentialStore`; the headless agent's default store keeps it in this
+same file, the tray app hands the engine one backed by the OS keyring.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 STATE_FILE = "agent-state.json"
 
 
 class AgentState:
+    """Per-server entries of ``agent-state.json``: credential (by default), id and name."""
+
     def __init__(self, config_dir: Path) -> None:
         self.path = Path(config_dir) / STATE_FILE
 
@@ -51,3 +55,28 @@ class AgentState:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class CredentialStore(Protocol):
+    """Where the engine keeps the agent's credential, one per server URL.
+
+    ``get`` answers None (or an empty string) when there is none; ``set`` keeps a new
+    one, replacing the old. The server URL is the engine's WebSocket URL.
+    """
+
+    def get(self, server_url: str) -> str | None: ...
+
+    def set(self, server_url: str, credential: str) -> None: ...
+
+
+class StateFileCredentials:
+    """The default :class:`CredentialStore`: the credential in ``agent-state.json``."""
+
+    def __init__(self, state: AgentState) -> None:
+        self.state = state
+
+    def get(self, server_url: str) -> str | None:
+        return self.state.credential(server_url)
+
+    def set(self, server_url: str, credential: str) -> None:
+        self.state.update(server_url, credential=credential)
