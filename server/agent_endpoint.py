@@ -8,7 +8,9 @@ database is touched only at the handshake, at HELLO and at disconnect.
 Handshake: ``Authorization: Bearer <credential>`` for an enrolled agent, or
 ``X-Exitpool-Enrollment-Key: <key>`` for a new one (exchanged for a credential
 sent back once in WELCOME). Anything else is refused before the WebSocket
-opens, which daphne answers with HTTP 403.
+opens, which daphne answers with HTTP 403. With ``X-Exitpool-Check: 1`` the
+handshake is only a test (the agent's "Test connection"): accepted, then
+closed at once with 1000 "check ok" — no HELLO, no enrollment, no write.
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ class AgentEndpoint:
             await send({"type": "websocket.close", "code": CloseCode.UNAUTHORIZED})
             return
         await send({"type": "websocket.accept"})
+        if _header(scope, b"x-exitpool-check") == "1":
+            log.info("connection check from %s: accepted", exit_ip)
+            await send({"type": "websocket.close", "code": CloseCode.NORMAL, "reason": "check ok"})
+            return
         hello = await self._hello(receive, send, exit_ip)
         if hello is None:
             return
@@ -144,17 +150,15 @@ class AgentEndpoint:
                 session.mux.close(wire.Reason.CONNECTION_LOST, reason)
                 await send({"type": "websocket.close", "code": code, "reason": reason})
 
+        stream_cap = self.limits.max_streams
+        if agent.max_streams is not None:
+            stream_cap = min(stream_cap, agent.max_streams)
         mux = Mux(
             wire.Connection(wire.Role.SERVER, self.limits),
             send_message,
-            on_control=lambda message: self._on_control(session, message),
+            on_control=lambda message: self._on_control(session, message, stream_cap),
         )
-        agent_max = hello.get("max_streams")
-        max_streams = self.limits.max_streams
-        if isinstance(agent_max, int) and agent_max > 0:
-            max_streams = min(max_streams, agent_max)
-        if agent.max_streams is not None:
-            max_streams = min(max_streams, agent.max_streams)
+        max_streams = _streams_allowed(hello.get("max_streams"), stream_cap)
         session = AgentSession(
             agent_id=agent.pk,
             name=agent.name,
@@ -216,10 +220,20 @@ class AgentEndpoint:
             log.info("agent %s offline", agent.name)
             await asyncio.shield(sync_to_async(agent.record_seen)())
 
-    def _on_control(self, session: AgentSession, message: dict[str, Any]) -> None:
+    def _on_control(self, session: AgentSession, message: dict[str, Any], stream_cap: int) -> None:
         kind = message["type"]
         if kind in ("pause", "resume"):
             session.set_paused(kind == "pause")
             log.info("agent %s %s sharing", session.name, "paused" if session.paused else "resumed")
         elif kind == "stats":
             session.stats = message
+        elif kind == "limits":
+            session.max_streams = _streams_allowed(message.get("max_streams"), stream_cap)
+            log.info("agent %s now carries up to %d streams", session.name, session.max_streams)
+
+
+def _streams_allowed(wanted: object, cap: int) -> int:
+    """Streams the hub gives an agent: what it asked for (HELLO or LIMITS), within ``cap``."""
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
+        return min(cap, wanted)
+    return cap

@@ -59,7 +59,7 @@ def classify(exc: BaseException, server_url: str) -> tuple[Problem, str]:
     if isinstance(exc, aiohttp.ClientSSLError) or _caused_by(exc, ssl.SSLError):
         return Problem.TLS, f"the secure connection to {where} failed: {_text(exc)}"
     if isinstance(exc, aiohttp.WSServerHandshakeError):
-        return not_exitpool(server_url, f"it answered HTTP {exc.status} {exc.message}".strip())
+        return not_exitpool(server_url, f"it answered HTTP {exc.status}")
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, socket.gaierror):
         return Problem.UNREACHABLE, f"the name {urlsplit(server_url).hostname} does not resolve"
     if isinstance(exc, aiohttp.ClientConnectorError):
