@@ -72,6 +72,7 @@ class Throttle:
 
     @property
     def rate(self) -> float | None:
+        """Bytes per second, None when unlimited."""
         return self._bucket.rate if self._bucket is not None else None
 
     def set_rate(self, rate: float | None) -> None:
@@ -94,7 +95,7 @@ class Throttle:
             self._tell()
 
     def close(self) -> None:
-        """Forget every valve and timer (the connection is gone)."""
+        """Forget every valve and timer (the engine stops)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -130,13 +131,21 @@ class Bandwidth:
         self.down = Throttle(rate, burst)
 
     def set_limit(self, rate: float | None) -> None:
+        """Bytes per second in each direction (None: unlimited), from now on."""
         self.up.set_rate(rate)
         self.down.set_rate(rate)
 
     def add(self, valve: Valve) -> None:
+        """A link to stop and restart as either direction blocks and opens."""
         self.up.valves.add(valve)
         self.down.valves.add(valve)
 
     def discard(self, valve: Valve) -> None:
+        """Forget a link that ended."""
         self.up.valves.discard(valve)
         self.down.valves.discard(valve)
+
+    def close(self) -> None:
+        """Cancel pending timers (the engine stops)."""
+        self.up.close()
+        self.down.close()

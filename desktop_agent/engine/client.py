@@ -59,6 +59,8 @@ __all__ = ["AgentEngine", "Problem", "Status", "websocket_url"]
 
 
 class Status(enum.Enum):
+    """Where the connection to the server stands (see :attr:`AgentEngine.problem` for why)."""
+
     STOPPED = "stopped"
     CONNECTING = "connecting"
     ONLINE = "online"
@@ -286,9 +288,11 @@ class AgentEngine:
 
     @property
     def open_streams(self) -> int:
+        """Connections to targets carried right now."""
         return len(self._relay.links) if self._relay is not None else 0
 
     def stats(self) -> dict[str, int]:
+        """The numbers of the STATS message: bytes and streams since this process started."""
         live = self._relay.links if self._relay is not None else set()
         return {
             "bytes_from_targets": self.bytes_from_targets + sum(link.sender.sent for link in live),
@@ -317,6 +321,7 @@ class AgentEngine:
                     self._wake.clear()
         finally:
             housekeeping.cancel()
+            self.bandwidth.close()
             self._save_traffic()
             self.offline_since = None
             self._set_status(Status.STOPPED)

@@ -54,6 +54,7 @@ class TargetLink(SocketLink):
 
     def bind(self, transport: asyncio.Transport) -> None:
         super().bind(transport)
+        self._credit_paused = self.mux.conn.credit(self.sid) == 0
         self._apply_reading()
 
     def data_received(self, data: bytes) -> None:

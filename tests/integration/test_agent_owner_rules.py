@@ -237,6 +237,27 @@ async def test_lifting_the_limit_lets_a_download_run_at_full_speed(
         assert time.monotonic() - started < 2.0  # 20 s at the old limit
 
 
+# ---------------------------------------------------------------- stream limit
+
+
+async def test_a_lower_stream_limit_reaches_the_server_at_once(
+    tmp: Path, server: ServerProcess, key: str, target: TargetProcess
+) -> None:
+    async with sharing(tmp, server, key) as engine:
+        slow = asyncio.create_task(fetch(server, engine, f"{target.url}/slow-bytes/300000"))
+        await until(lambda: engine.open_streams == 1, "the slow download to start")
+
+        engine.set_rules(OwnerRules(max_streams=1))
+
+        busy = await until_answer(server, engine, f"{target.url}/ip", 503, "the new limit")
+        assert busy.headers["X-Exitpool-Error"] == "agent-busy"
+        assert "is at its stream limit" in busy.text  # the hub's own answer: it knows
+        assert len((await slow).content) == 300_000
+
+        engine.set_rules(OwnerRules(max_streams=2))
+        await until_answer(server, engine, f"{target.url}/ip", 200, "the raised limit")
+
+
 # --------------------------------------------------------- connection check
 
 
