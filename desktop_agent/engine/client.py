@@ -401,7 +401,7 @@ class AgentEngine:
             if close_code == CloseCode.UNAUTHORIZED:
                 problem = Problem.REVOKED
                 self.last_error = "the server revoked this agent's credential while it was online"
-            elif not self._stopping.is_set():
+            elif self.last_error is None:  # else the heartbeat already said why
                 self.last_error = f"lost the connection to the server (close code {close_code})"
         if self._stopping.is_set():
             return
@@ -411,6 +411,7 @@ class AgentEngine:
         self.problem = problem
         if self.offline_since is None:
             self.offline_since = self.now().timestamp()
+        self._refresh(notify=False)
         status = Status.REFUSED if refused else Status.CONNECTING
         if status is self.status:
             self._notify()
@@ -489,6 +490,7 @@ class AgentEngine:
             if not ws.closed:
                 await ws.close()
             self.exit_ip = None
+            self.paused_by_admin = False  # the server says it again on the next connection
         if self.status is Status.ONLINE:
             log.warning("disconnected from the server (close code %s)", close_code or ws.close_code)
         return close_code or ws.close_code

@@ -279,6 +279,27 @@ async def test_a_new_schedule_applies_at_once(
     await until(lambda: "pause" in server.types(), "the pause")
 
 
+# ------------------------------------------------------------------ admin pause
+
+
+async def test_an_admins_pause_lasts_as_long_as_the_server_says_so(
+    server: StandInServer, running: Callable[..., AgentEngine]
+) -> None:
+    engine = await online(running())
+    assert server.ws is not None
+    first = server.ws
+
+    await first.send_str(json.dumps({"type": "pause"}))
+    await until(lambda: engine.pause_reasons() == [PauseReason.ADMIN], "the admin's pause")
+    assert "pause" not in server.types()  # the owner's side did not change
+    answer = await server.open("127.0.0.1", 9)
+    assert answer == wire.StreamRejected(1, wire.Reason.PAUSED, "the server's admin paused sharing")
+
+    await first.close()  # resumed while the agent was away: the next session says nothing
+    await until(lambda: server.ws is not first and engine.status is Status.ONLINE, "reconnect")
+    assert engine.pause_reasons() == []
+
+
 # ---------------------------------------------------------------------- daily cap
 
 
