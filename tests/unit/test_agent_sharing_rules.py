@@ -335,6 +335,23 @@ async def test_a_restart_remembers_that_todays_cap_is_used_up(
     assert again._hello()["paused"] is True
 
 
+async def test_the_traffic_totals_are_saved_on_the_interval_and_at_stop(
+    server: StandInServer, clock: Clock, tmp_path: Path
+) -> None:
+    engine = make_engine(tmp_path, server.url, clock, traffic_save_interval=0.2)
+    saved = tmp_path / "traffic.json"
+    task = asyncio.create_task(engine.run())
+    try:
+        engine.traffic.add("a.example", 443, up=10, down=20)
+        await until(lambda: saved.exists(), "the first save")
+        assert json.loads(saved.read_text())["today"] == [10, 20]
+        engine.traffic.add("a.example", 443, up=1, down=1)
+    finally:
+        engine.stop()
+        await asyncio.wait_for(task, QUICK)
+    assert json.loads(saved.read_text())["today"] == [11, 21]
+
+
 # ------------------------------------------------------------- cutting streams
 
 
