@@ -62,6 +62,10 @@ class ServerConfig:
     """Seconds between server pings to each agent."""
     ws_ping_timeout: float = 30.0
     """Seconds without a pong after which the server drops an agent."""
+    max_proxy_connections: int = 10_000
+    """Proxy user connections open at once; more are answered 503 at once and closed, so a
+    flood cannot use up the file descriptors agents and the database need. ``run`` lowers it
+    to half the process's open-file limit when that is smaller."""
     user_max_streams: int = 256
     """Streams a proxy user may have open at once, unless their own limit says otherwise (429)."""
     flush_interval: float = 5.0

@@ -56,6 +56,9 @@ REASON_PHRASES = {
 
 CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues for the proxy listener (fewer for a small connection cap)."""
+
 
 class ProxyError(Exception):
     """Answer the user with ``status`` and close; ``code`` goes in ``X-Exitpool-Error``."""
@@ -84,13 +87,19 @@ class Gateway:
         self.accounting = accounting
         self.auth = ProxyAuthenticator(config.auth_cache_seconds)
         self.connections: set[ProxyConnection] = set()
+        self.max_connections = config.max_proxy_connections
+        """Connections served at once; ``run`` may lower it to fit the open-file limit."""
         self.server: asyncio.Server | None = None
 
     async def start(self) -> asyncio.Server:
         host, port = self.config.proxy_address
         loop = asyncio.get_running_loop()
+        # asyncio accepts up to ``backlog`` connections per loop iteration, and one refused
+        # over the cap keeps its descriptor for about three more: those batches must fit
+        # beside the connections held, so a small cap gets a small backlog.
+        backlog = min(LISTEN_BACKLOG, max(16, self.max_connections // 8))
         self.server = await loop.create_server(
-            lambda: ProxyConnection(self), host, port, backlog=1024, reuse_address=True
+            lambda: ProxyConnection(self), host, port, backlog=backlog, reuse_address=True
         )
         return self.server
 
@@ -159,6 +168,9 @@ class ProxyConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         set_nodelay(transport)
+        if len(self.gateway.connections) >= self.gateway.max_connections:
+            self.fail(ProxyError(503, "too-many-connections", "the proxy is at its limit"))
+            return
         self.gateway.connections.add(self)
         self._arm_deadline()
 

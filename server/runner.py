@@ -10,8 +10,10 @@ agents are closed with 1001 (going away) before the reactor stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import resource
 import socket
 import sys
 from pathlib import Path
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
     from server.first_start import AdminAccount
 
 log = logging.getLogger("server")
+
+OPEN_FILES_WHEN_UNLIMITED = 1 << 20
+"""The open-file limit assumed (and asked for) when the hard limit is unlimited."""
 
 SHUTDOWN_GRACE = 2.0
 """Seconds agents get to acknowledge the 1001 close before the process exits."""
@@ -50,6 +55,13 @@ def serve(config: ServerConfig) -> int:
     hub = Hub(sticky_max=config.sticky_sessions_max)
     accounting = Accounting(config)
     gateway = Gateway(hub, config, accounting)
+    open_files = _raise_open_file_limit()
+    gateway.max_connections = min(config.max_proxy_connections, open_files // 2)
+    log.info(
+        "at most %d proxy connections at once (open-file limit %d)",
+        gateway.max_connections,
+        open_files,
+    )
     application = build_application(
         AgentEndpoint(hub, config), parse_trusted_proxies(config.trusted_proxies)
     )
@@ -145,6 +157,22 @@ def _finish_tasks() -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
+
+
+def _raise_open_file_limit() -> int:
+    """Raise the soft open-file limit to the hard one; returns the soft limit now in force.
+
+    Every agent and every proxy user holds a descriptor, and the usual default soft limit
+    (1024) would cap the server far below what the hard limit allows. Proxy users get at
+    most half of it, so a flood of them leaves room for agents, daphne and the database.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else OPEN_FILES_WHEN_UNLIMITED
+    if soft == resource.RLIM_INFINITY or soft < wanted:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft if soft != resource.RLIM_INFINITY else OPEN_FILES_WHEN_UNLIMITED
 
 
 def _nodelay_on_listeners(reactor: Any) -> None:
