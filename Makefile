@@ -10,7 +10,7 @@ ARGS   ?=
 DEB_PACKAGES := chromium chromium-driver xvfb nginx
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck unit integration deb-packages screenshots-dashboard clean
+.PHONY: run test lint typecheck unit integration deb-packages screenshots-dashboard clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,16 @@ deb-packages:
 ## Retake docs/screenshots/dashboard-*.png (real server and agents; not part of `make test`).
 screenshots-dashboard: $(VENV)/.dev deb-packages
 	$(BIN)/python docs/screenshots/capture_dashboard.py
+
+## Side-by-side benchmarks (not part of `make test`), e.g. ARGS="--quick --only a,b"; see benchmarks/README.md.
+# pproxy lives in its own venv without uvloop (pproxy imports uvloop if present and crashes with 0.23).
+BENCH_VENV := benchmarks/.venv-pproxy
+bench: $(VENV)/.dev
+	@command -v tinyproxy >/dev/null && command -v wrk >/dev/null && [ -x /usr/sbin/nginx ] \
+	|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends tinyproxy nginx wrk; }
+	@[ -x $(BENCH_VENV)/bin/pproxy ] || { $(PYTHON) -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install --disable-pip-version-check -q 'pproxy==2.7.9'; }
+	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(PIP) matplotlib
+	$(BIN)/python -m benchmarks.run $(ARGS)
 
 unit: $(VENV)/.dev
 	$(BIN)/pytest tests/unit
