@@ -43,8 +43,16 @@ def server_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp: Path, server_env: dict[str, str]) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp, env={**SHORT_LIMITS, **server_env})
+def server_open_files() -> int | None:
+    """The open-file limit this module's server runs with (None: inherited; override)."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp: Path, server_env: dict[str, str], server_open_files: int | None
+) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp, env={**SHORT_LIMITS, **server_env}, open_files=server_open_files)
     process.cli("proxyuser", USER, "--password", PASSWORD)
     process.start()
     yield process

@@ -81,12 +81,16 @@ class LoggedProcess:
 class ServerProcess(LoggedProcess):
     """``exitpool-server run`` on free loopback ports with its own data dir."""
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, env: dict[str, str] | None = None, open_files: int | None = None
+    ) -> None:
         super().__init__(tmp / "server.log")
         self.data_dir = tmp / "server-data"
         self.http_port = free_port()
         self.proxy_port = free_port()
         self.env = env or {}
+        self.open_files = open_files
+        """If set, the server runs with this open-file limit (soft and hard), like a small host."""
 
     @property
     def ws_url(self) -> str:
@@ -101,8 +105,10 @@ class ServerProcess(LoggedProcess):
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         ready_before = self.count("Exitpool server ready")
+        limit = ["prlimit", f"--nofile={self.open_files}"] if self.open_files else []
         self._spawn(
             [
+                *limit,
                 SERVER_BIN,
                 "run",
                 "--data-dir",
