@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -13,45 +12,6 @@ import requests
 
 from tests.integration.conftest import OPEN_TIMEOUT, USER, proxies
 from tests.support.processes import AgentProcess, ServerProcess, enroll_raw_agent, wait_for
-
-
-def test_killing_an_agent_mid_download_ends_the_users_connection_with_an_error(
-    tmp: Path, server: ServerProcess, key: str, target
-):
-    doomed = AgentProcess(tmp, server, key, "pc-doomed", "127.0.0.8").start()
-    size = 10_000_000
-    route = proxies(server, f"{USER}-agent-pc-doomed")
-    received = 0
-    with (
-        pytest.raises(requests.exceptions.RequestException),
-        requests.get(
-            f"{target.url}/slow-bytes/{size}?rate=1000000", proxies=route, stream=True, timeout=10
-        ) as response,
-    ):
-        assert response.status_code == 200
-        assert int(response.headers["Content-Length"]) == size
-        for chunk in response.iter_content(65536):
-            received += len(chunk)
-            if received >= 200_000 and doomed.running:
-                doomed.kill()
-    assert 200_000 <= received < size
-
-
-def test_killing_an_agent_mid_connect_tunnel_resets_the_users_socket(
-    tmp: Path, server: ServerProcess, key: str, target
-):
-    doomed = AgentProcess(tmp, server, key, "pc-doomed2", "127.0.0.9").start()
-    with socket.create_connection(("127.0.0.1", server.proxy_port), timeout=10) as sock:
-        auth = requests.auth._basic_auth_str(f"{USER}-agent-pc-doomed2", "s3cret-pw")
-        connect = f"CONNECT 127.0.0.3:{target.port} HTTP/1.1\r\nProxy-Authorization: {auth}"
-        sock.sendall(connect.encode() + b"\r\n\r\n")
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-        sock.sendall(b"GET /slow-bytes/5000000?rate=500000 HTTP/1.1\r\nHost: 127.0.0.3\r\n\r\n")
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-        doomed.kill()
-        with pytest.raises((ConnectionResetError, TimeoutError)):
-            while sock.recv(65536):
-                pass
 
 
 def test_agents_reconnect_by_themselves_after_the_server_restarts(
