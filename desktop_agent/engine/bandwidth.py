@@ -75,6 +75,15 @@ class Throttle:
         """Bytes per second, None when unlimited."""
         return self._bucket.rate if self._bucket is not None else None
 
+    @property
+    def quantum(self) -> int | None:
+        """Largest piece worth passing at once (the burst), None when unlimited.
+
+        Data that can wait in pieces (uploads) is cut to this size, so the debt
+        after any one piece, and with it the error of the rate, stays one burst.
+        """
+        return int(self._bucket.capacity) if self._bucket is not None else None
+
     def set_rate(self, rate: float | None) -> None:
         """Change the limit at once (None: unlimited); a debt under the old rate is forgiven."""
         if rate == self.rate:

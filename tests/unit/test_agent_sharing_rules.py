@@ -408,6 +408,37 @@ async def test_a_lower_stream_limit_reaches_the_server_and_refuses_extra_streams
         assert engine.rules.max_streams == 1
 
 
+# ------------------------------------------------------------------ bandwidth
+
+
+async def test_under_the_upload_limit_the_target_gets_every_byte_before_the_end(
+    server: StandInServer, running: Callable[..., AgentEngine]
+) -> None:
+    engine = await online(running(OwnerRules(bandwidth_limit=200_000)))
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        total = len(await reader.read())  # up to the end of the stream
+        writer.write(f"got {total}".encode())
+        writer.close()
+
+    listener = await asyncio.start_server(count, "127.0.0.1", 0)
+    async with listener:
+        port = listener.sockets[0].getsockname()[1]
+        assert isinstance(await server.open("127.0.0.1", port), wire.StreamAccepted)
+        assert server.conn is not None
+        started = asyncio.get_running_loop().time()
+        server.conn.send_data(1, b"u" * 200_000)  # within the window, so sent at once
+        server.conn.send_fin(1)
+        await server._flush()
+
+        reply = await server.answer(1, (wire.DataReceived,))
+        elapsed = asyncio.get_running_loop().time() - started
+
+    assert isinstance(reply, wire.DataReceived) and bytes(reply.data) == b"got 200000"
+    assert 0.4 < elapsed < 1.2  # 200 KB less two 50 KB bursts (first and last), at 200 KB/s
+    assert engine.traffic.totals().today_up == 200_000
+
+
 # ------------------------------------------------------------------- blocking
 
 
