@@ -8,9 +8,12 @@ EDITABLE := --config-settings editable_mode=compat
 ARGS   ?=
 # Debian packages the browser tests drive (and Xvfb for the tray app's tests).
 DEB_PACKAGES := chromium chromium-driver xvfb nginx
+# What the tray app needs to draw on Xvfb (tests run offscreen and need none of it).
+SCREENSHOT_PACKAGES := xvfb trayer fonts-dejavu-core libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
+	libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-randr0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck unit integration deb-packages screenshots-dashboard clean bench
+.PHONY: run test lint typecheck unit integration deb-packages screenshots screenshot-packages screenshots-dashboard clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,12 +41,21 @@ lint: $(VENV)/.dev
 
 # mypy's Django plugin loads the settings: give it a throwaway data dir.
 typecheck: $(VENV)/.dev
-	EXITPOOL_DATA_DIR=$(VENV)/typecheck-data $(BIN)/mypy wire tunnel server desktop_agent/engine
+	EXITPOOL_DATA_DIR=$(VENV)/typecheck-data $(BIN)/mypy wire tunnel server desktop_agent resources/build_icons.py
 
 ## Install headless Chromium, its driver, Xvfb and nginx (for the deploy test) with apt-get, unless there.
 deb-packages:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v xvfb-run >/dev/null && [ -x /usr/sbin/nginx ] \
 	|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(DEB_PACKAGES); }
+
+## Retake docs/screenshots/tray-*.png: the real tray app under Xvfb, with trayer as its tray.
+screenshots: $(VENV)/.dev screenshot-packages
+	xvfb-run -a -s "-screen 0 1280x800x24" $(BIN)/python docs/screenshots/capture_tray.py
+
+## Install Xvfb, a tray (trayer), fonts and the X libraries Qt's xcb platform needs, unless there.
+screenshot-packages:
+	@command -v xvfb-run >/dev/null && command -v trayer >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libxcb-cursor.so.0 ] \
+	|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(SCREENSHOT_PACKAGES); }
 
 ## Retake docs/screenshots/dashboard-*.png (real server and agents; not part of `make test`).
 screenshots-dashboard: $(VENV)/.dev deb-packages

@@ -39,17 +39,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if not args.headless:
+        sys.exit(run_tray(args))
+    if not args.server:
+        sys.exit("exitpool-agent: --server URL is required")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if not args.headless:
-        sys.exit(
-            "exitpool-agent: the tray app is not part of this build yet; "
-            "run with --headless --server URL --key KEY"
-        )
-    if not args.server:
-        sys.exit("exitpool-agent: --server URL is required")
     sys.exit(run_headless(args))
+
+
+def run_tray(args: argparse.Namespace) -> int:
+    """The tray app; the engine alone (``--headless``) needs no Qt."""
+    try:
+        from desktop_agent.ui.app import run_app
+    except ImportError as exc:
+        print(
+            f"exitpool-agent: the tray app needs PySide6 and qasync ({exc}); "
+            "install exitpool[desktop] or run with --headless",
+            file=sys.stderr,
+        )
+        return 2
+    return run_app(args)
 
 
 def run_headless(args: argparse.Namespace) -> int:

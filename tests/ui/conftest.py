@@ -1,0 +1,129 @@
+"""The tray app under pytest-qt, offscreen, with a real engine against a real server.
+
+The app's asyncio code runs on a qasync loop marked as already running, so
+every Qt event pytest-qt processes (``qtbot.waitUntil``, clicks) also runs
+the engine's callbacks — exactly as in the app, where one thread does both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+import qasync
+from PySide6.QtWidgets import QApplication
+
+from desktop_agent.ui.app import TrayApp, settings_store
+from desktop_agent.ui.autostart import Autostart
+from desktop_agent.ui.controller import AgentController
+from desktop_agent.ui.credentials import FileStore
+from desktop_agent.ui.settings import AgentSettings
+from tests.support.processes import ServerProcess
+from tests.support.target import TargetProcess
+
+T = TypeVar("T")
+USER = "ui-user"
+PASSWORD = "ui-password"
+NOWHERE = "ws://127.0.0.1:9/ws/agent"
+"""A server address where nothing listens (the discard port): the engine keeps retrying."""
+AGENT_OPTIONS = {
+    "allowed_networks": ("127.0.0.0/8",),
+    "source_address": "127.0.0.2",
+    "connect_timeout": 2.0,
+}
+
+
+@pytest.fixture(scope="session")
+def qasync_loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    """One qasync loop for the session, never stopped in between: stopping it calls
+    ``QApplication.exit()``, after which Qt's nested event loops (pytest-qt's waits)
+    return at once."""
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.events._set_running_loop(None)
+    yield loop
+    asyncio.events._set_running_loop(loop)
+    loop.stop()
+    asyncio.events._set_running_loop(None)
+    loop.close()  # joins the executor threads behind asyncio.to_thread
+
+
+@pytest.fixture
+def loop(qasync_loop: qasync.QEventLoop) -> Iterator[qasync.QEventLoop]:
+    """The qasync loop as this test's running loop (other tests keep their own asyncio)."""
+    asyncio.events._set_running_loop(qasync_loop)
+    asyncio.set_event_loop(qasync_loop)
+    yield qasync_loop
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def run(loop: qasync.QEventLoop, qtbot: Any) -> Callable[..., Any]:
+    """``run(coroutine, timeout=10)``: drive Qt and asyncio until it is done; its result."""
+
+    def run_until_done(coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        task = loop.create_task(coro)
+        qtbot.waitUntil(task.done, timeout=int(timeout * 1000))
+        return task.result()
+
+    return run_until_done
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("ui-server"))
+    process.cli("proxyuser", USER, "--password", PASSWORD)
+    process.start()
+    yield process
+    process.terminate()
+
+
+@pytest.fixture(scope="module")
+def key(server: ServerProcess) -> str:
+    return server.enrollment_key("ui tests")
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[TargetProcess]:
+    with TargetProcess(host="127.0.0.3") as process:
+        yield process
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The owner's config folder, and a home of their own for the autostart file."""
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    (tmp_path / "config").mkdir()
+    return tmp_path
+
+
+def make_controller(
+    home: Path, settings: AgentSettings, clock: Callable[[], Any] | None = None
+) -> AgentController:
+    config_dir = home / "config"
+    store = settings_store(config_dir)
+    settings.save(store)
+    return AgentController(
+        settings, store, config_dir, FileStore(config_dir), dict(AGENT_OPTIONS), clock
+    )
+
+
+def make_app(controller: AgentController, home: Path, use_tray: bool = True) -> TrayApp:
+    autostart = Autostart(["exitpool-agent"], system="Linux", home=home)
+    return TrayApp(controller, autostart, home / "agent.log", use_tray=use_tray)
+
+
+@pytest.fixture
+def stop_all(run: Callable[..., Any]) -> Iterator[list[AgentController]]:
+    """Controllers appended here are stopped (engine closed cleanly) after the test."""
+    controllers: list[AgentController] = []
+    yield controllers
+    for controller in controllers:
+        run(controller.stop(), timeout=15)
