@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import copy
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 SETTINGS_FILE = "settings.ini"
 REFRESH_MS = 1000
 """The tray's tooltip and state are redrawn this often (rates, countdowns, outages)."""
+SIGNAL_CHECK_MS = 250
+"""How often Python gets the chance to run a signal handler while Qt waits."""
 
 
 def settings_store(config_dir: Path) -> QSettings:
@@ -83,9 +86,12 @@ class TrayApp:
         self.welcome: WelcomeDialog | None = None
         self.notifier = Notifier()
         self.finished = asyncio.Event()
+        self._quitting: asyncio.Task[None] | None = None
         self.timer = QTimer()
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.refresh)
+        self.signal_timer = QTimer()
+        self.signal_timer.timeout.connect(lambda: None)
         controller.changed.connect(self.refresh)
         self._watch_network()
 
@@ -124,12 +130,9 @@ class TrayApp:
         view = status_view(engine, time.time())
         icon = tray_icon(view.state, taskbar_theme(self.controller.settings.icon_theme))
         self.actions.refresh(view)
-        surface = self.tray or self.status_window
+        surface = self.tray if self.tray is not None else self.status_window
         assert surface is not None
-        if self.tray is not None:
-            self.tray.show(view, icon)
-        elif self.status_window is not None:
-            self.status_window.show_view(view, icon)
+        surface.show_view(view, icon)
         if engine is not None:
             for notice in self.notifier.observe(engine, time.time()):
                 log.info("notification: %s — %s", notice.title, notice.body)
@@ -235,8 +238,28 @@ def run_app(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)
     app = TrayApp(controller, Autostart(agent_command()), log_file)
     single.activated.connect(app.bring_forward)
+    _quit_on_signals(app, loop)
     log.info("tray app started (settings in %s, log in %s)", store.fileName(), log_file)
     with loop:
         loop.run_until_complete(app.run())
+    log.info("tray app stopped")
     single.close()
+    del app, controller
+    qapp.shutdown()  # Qt objects go before the interpreter, not during its teardown
     return 0
+
+
+def _quit_on_signals(app: TrayApp, loop: asyncio.AbstractEventLoop) -> None:
+    """SIGTERM (logout, ``kill``) and SIGINT quit like the menu's Quit: the server is told.
+
+    Python runs signal handlers only between bytecodes, and Qt's loop runs C++,
+    so a timer hands control back to Python a few times a second.
+    """
+
+    def handle(signum: int, frame: object) -> None:
+        log.info("quitting on signal %d", signum)
+        loop.call_soon_threadsafe(app.quit)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
+    app.signal_timer.start(SIGNAL_CHECK_MS)

@@ -20,7 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from desktop_agent.engine.client import AgentEngine, Status
+from desktop_agent.engine.client import AgentEngine, Status, websocket_url
 from desktop_agent.engine.owner_rules import parse_blocked
 from desktop_agent.ui.credentials import CredentialStore
 from desktop_agent.ui.settings import AgentSettings
@@ -139,6 +139,10 @@ class AgentController(QObject):
         """Save ``new``; reconnect only if the server, key or name changed."""
         old, self.settings = self.settings, new
         new.save(self.store)
+        if new.enrollment_key and new.enrollment_key != old.enrollment_key:
+            # A new key means joining again (after a revocation, say): the engine would
+            # otherwise keep offering the old credential and never use the key.
+            self.credentials.delete(websocket_url(new.server_url))
         if self.engine is not None and not new.connection_changed(old):
             self.engine.set_rules(new.rules())
             self.changed.emit()

@@ -296,7 +296,12 @@ class SettingsDialog(QDialog):
         self.test_result.setStyleSheet("")
         self.test_result.setText("Testing…")
         try:
-            credential = self.controller.credentials.get(websocket_url(settings.server_url))
+            # A key typed in means "join with this key": test it, not the old credential.
+            credential = (
+                None
+                if settings.enrollment_key
+                else self.controller.credentials.get(websocket_url(settings.server_url))
+            )
             result = await check_connection(
                 settings.server_url, settings.enrollment_key or None, credential
             )

@@ -32,7 +32,7 @@ class Tray:
 
             self.icon.activated.connect(clicked)
 
-    def show(self, view: StatusView, icon: QIcon) -> None:
+    def show_view(self, view: StatusView, icon: QIcon) -> None:
         self.icon.setIcon(icon)
         self.icon.setToolTip(view.tooltip)
         if not self.icon.isVisible():

@@ -4,9 +4,10 @@ Runs under Xvfb (the Makefile wraps it in ``xvfb-run``) with ``trayer`` as
 the system tray. A real server, a real target on 127.0.0.3 and the real tray
 app (its engine connected to that server) run while the pictures are taken;
 downloads through the proxy go on meanwhile, so the chart and the numbers
-are live. A fresh agent has no past, so a handful of destinations with
-``example.*`` names (made-up, consistent byte counts) are added to its meter
-first: the list looks like a day of real use. Everything else is real.
+are live. A fresh agent has no past, so its traffic file is written first
+with earlier totals and a handful of destinations with ``example.*`` names
+(made-up, consistent byte counts): the list looks like a day of real use.
+Everything else is real.
 
 Writes ``tray-menu.png``, ``tray-traffic.png``, ``tray-settings.png``,
 ``tray-settings-limits.png``, ``tray-welcome.png`` and ``tray-no-tray.png``.
@@ -16,6 +17,7 @@ Not part of ``make test``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -36,6 +38,7 @@ from PySide6.QtGui import QGuiApplication, QPixmap  # noqa: E402
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget  # noqa: E402
 
 from desktop_agent.engine.client import Status  # noqa: E402
+from desktop_agent.engine.traffic import TrafficMeter  # noqa: E402
 from desktop_agent.ui.app import TrayApp, settings_store  # noqa: E402
 from desktop_agent.ui.autostart import Autostart  # noqa: E402
 from desktop_agent.ui.controller import AgentController  # noqa: E402
@@ -55,20 +58,39 @@ TRAYER_OPTIONS = (
 )
 """A dark panel at the top right: the tray the icons are photographed in."""
 AGENT = "front-desk-pc"
-PAST = {  # host:port -> (connections, bytes sent, bytes received)
-    "api.example.com:443": (412, 3_100_000, 96_000_000),
-    "shop.example.org:443": (188, 1_400_000, 61_000_000),
-    "cdn.example.net:443": (96, 800_000, 142_000_000),
-    "www.example.com:80": (51, 300_000, 12_500_000),
-    "search.example.org:443": (37, 240_000, 8_800_000),
-    "status.example.net:443": (12, 40_000, 600_000),
+PAST = {  # host:port -> (minutes ago, connections, bytes sent, bytes received)
+    "api.example.com:443": (3, 412, 3_100_000, 96_000_000),
+    "shop.example.org:443": (9, 188, 1_400_000, 61_000_000),
+    "cdn.example.net:443": (26, 96, 800_000, 142_000_000),
+    "www.example.com:80": (48, 51, 300_000, 12_500_000),
+    "search.example.org:443": (75, 37, 240_000, 8_800_000),
+    "status.example.net:443": (130, 12, 40_000, 600_000),
 }
+LIVE_SECONDS = 150
+"""How long real downloads run before the pictures: the chart's right quarter."""
 
 
 def save(pixmap: QPixmap, name: str) -> None:
     path = HERE / name
     pixmap.save(str(path))
     print(f"wrote {path.relative_to(ROOT)} ({pixmap.width()}x{pixmap.height()})")
+
+
+def seed_history(config_dir: Path) -> None:
+    """Earlier days and the destinations of this morning, in the agent's own traffic file."""
+    now = dt.datetime.now().astimezone()
+    moment = [now - dt.timedelta(days=40)]
+    meter = TrafficMeter(lambda: moment[0], config_dir / "traffic.json")
+    meter.add("archive.example.com", 443, 90_000_000, 2_600_000_000)  # last month
+    moment[0] = now.replace(day=1) if now.day > 1 else now
+    meter.add("archive.example.com", 443, 40_000_000, 1_100_000_000)  # earlier this month
+    for destination, (minutes, connections, up, down) in reversed(PAST.items()):
+        host, port = destination.rsplit(":", 1)
+        moment[0] = now - dt.timedelta(minutes=minutes)
+        for _ in range(connections):
+            meter.connection_opened(host, int(port))
+        meter.add(host, int(port), up, down)
+    meter.save()
 
 
 def downloads(server: ServerProcess, target: TargetProcess, stop: threading.Event) -> None:
@@ -107,12 +129,7 @@ async def take(app: TrayApp, home: Path) -> None:
         await settle(0.1)
     engine = controller.engine
     assert engine is not None and engine.status is Status.ONLINE, "the agent did not connect"
-    for destination, (connections, up, down) in PAST.items():
-        host, port = destination.rsplit(":", 1)
-        for _ in range(connections):
-            engine.traffic.connection_opened(host, int(port))
-        engine.traffic.add(host, int(port), up, down)
-    await settle(45)  # live traffic for the chart
+    await settle(LIVE_SECONDS)
 
     assert app.tray is not None
     app.refresh()
@@ -137,7 +154,8 @@ async def take(app: TrayApp, home: Path) -> None:
     app.show_settings()
     dialog = app.settings_dialog
     assert dialog is not None
-    await settle(0.5)
+    dialog.test_connection()
+    await settle(2)
     save(grab(dialog), "tray-settings.png")
     dialog.tabs.setCurrentIndex(1)
     await settle(0.3)
@@ -190,6 +208,7 @@ def main() -> int:
         )
         store = settings_store(config_dir)
         settings.save(store)
+        seed_history(config_dir)
         controller = AgentController(
             settings,
             store,
@@ -207,6 +226,8 @@ def main() -> int:
                 loop.run_until_complete(take(app, home))
             stop.set()
             loader.join(15)
+            del app, controller
+            qapp.shutdown()
     finally:
         stop.set()
         server.terminate()

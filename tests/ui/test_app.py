@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,3 +197,22 @@ def test_the_log_file_rotates_and_keeps_a_bounded_size(
     assert len(files) == LOG_BACKUPS + 1
     total = sum(p.stat().st_size for p in (tmp_path / "logs").iterdir())
     assert total <= LOG_FILE_BYTES * (LOG_BACKUPS + 1)
+
+
+def test_a_new_key_after_a_revocation_joins_the_pc_again(
+    home: Path, server: ServerProcess, key: str, qtbot: Any, loop: Any, stop_all: list[Any]
+) -> None:
+    app = start_app(home, server, key, "ui-rejoin", qtbot, stop_all)
+    server.cli("revokeagent", "ui-rejoin")
+    engine = app.controller.engine
+    assert engine is not None
+    qtbot.waitUntil(lambda: engine.problem is Problem.REVOKED, timeout=20_000)
+
+    settings = copy.deepcopy(app.controller.settings)
+    settings.enrollment_key = server.enrollment_key("ui rejoin")
+    app.controller.apply(settings)
+
+    qtbot.waitUntil(lambda: online(app.controller), timeout=20_000)
+    assert app.controller.engine is not engine
+    assert app.controller.engine is not None
+    assert app.controller.engine.agent_name == "ui-rejoin-2"
