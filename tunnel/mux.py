@@ -4,6 +4,13 @@ The mux turns wire events into calls on per-stream handlers and turns queued
 frames into WebSocket messages. Output is flushed once per loop iteration
 (``call_soon``), so everything produced in one iteration — often many small
 DATA and WINDOW frames — leaves as one message.
+
+Sends start eagerly: the flush runs the ``send`` coroutine itself, and only a
+send that has to wait (a full socket) continues in a writer task. Both
+WebSocket layers we drive (daphne's ASGI ``send``, aiohttp's ``send_bytes``)
+nearly always finish without waiting, so a message goes out in the iteration
+that flushed it instead of one later, and without a task per flush (Python
+3.11 has no eager tasks).
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Protocol
 
 import wire
@@ -19,7 +27,7 @@ from wire import Reason
 
 log = logging.getLogger(__name__)
 
-SendMessage = Callable[[bytes | str], Awaitable[None]]
+SendMessage = Callable[[bytes | str], Coroutine[Any, Any, None]]
 
 
 class StreamHandler(Protocol):
@@ -193,16 +201,53 @@ class Mux:
         messages = self.conn.data_to_send()
         if not messages:
             return
-        self._outbox.extend(messages)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write())
+        if self._writer is not None and not self._writer.done():
+            self._outbox.extend(messages)  # a send is waiting for the socket: keep the order
+            return
+        for index, message in enumerate(messages):
+            send = self._send(message)
+            try:
+                waiting = send.send(None)
+            except StopIteration:
+                continue
+            except Exception as exc:  # the socket broke: the reader side will see it close
+                log.debug("send failed: %r", exc)
+                return
+            self._outbox.extend(messages[index + 1 :])
+            self._writer = asyncio.get_running_loop().create_task(self._write(send, waiting))
+            return
 
-    async def _write(self) -> None:
+    async def _write(self, send: Coroutine[Any, Any, None], waiting: Any) -> None:
+        """Finish a send that had to wait, then everything queued behind it, in order."""
         try:
+            await _finish(send, waiting)
             while self._outbox:
                 await self._send(self._outbox.popleft())
         except asyncio.CancelledError:
+            send.close()  # cancelled before it could resume it: let the send unwind
             raise
         except Exception as exc:  # the socket broke: the reader side will see it close
             log.debug("send failed: %r", exc)
             self._outbox.clear()
+
+
+@types.coroutine
+def _finish(coroutine: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any, None]:
+    """Go on running a coroutine already stepped once by hand, as its own task would.
+
+    ``waiting`` is what its first step yielded (the future it waits for); it is
+    handed on to the task running us, and results or exceptions go back in.
+    """
+    while True:
+        try:
+            result = yield waiting
+        except BaseException as exc:  # e.g. our task was cancelled: the send sees it too
+            try:
+                waiting = coroutine.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting = coroutine.send(result)
+        except StopIteration:
+            return

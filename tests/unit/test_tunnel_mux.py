@@ -1,0 +1,106 @@
+"""The mux's output: sends start in the flush itself; one that must wait keeps the order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import wire
+from tunnel import Mux
+
+
+class Socket:
+    """A WebSocket send that takes messages at once until told to block."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes | str] = []
+        self.gate: asyncio.Future[None] | None = None
+        self.tasks_during_send: list[asyncio.Task[object] | None] = []
+
+    async def send(self, message: bytes | str) -> None:
+        self.tasks_during_send.append(asyncio.current_task())
+        if self.gate is not None:
+            await self.gate
+        self.sent.append(message)
+
+
+def _mux(socket: Socket) -> Mux:
+    return Mux(wire.Connection(wire.Role.SERVER), socket.send)
+
+
+async def _one_iteration() -> None:
+    await asyncio.sleep(0)
+
+
+def test_it_sends_in_the_flush_without_a_writer_task() -> None:
+    async def scenario() -> None:
+        socket = Socket()
+        mux = _mux(socket)
+        mux.send_control({"type": "pause"})
+        await _one_iteration()  # the flush runs
+        assert socket.sent == ['{"type":"pause"}']
+        # The send ran inside the flush callback, not in a task of its own.
+        assert socket.tasks_during_send == [None]
+
+    asyncio.run(scenario())
+
+
+def test_it_finishes_a_waiting_send_in_a_task_and_keeps_the_order() -> None:
+    async def scenario() -> None:
+        socket = Socket()
+        socket.gate = asyncio.get_running_loop().create_future()
+        mux = _mux(socket)
+        mux.send_control({"type": "pause"})
+        await _one_iteration()
+        mux.send_control({"type": "resume"})
+        await _one_iteration()
+        assert socket.sent == []  # the first send waits; the second queues behind it
+        socket.gate.set_result(None)
+        socket.gate = None
+        for _ in range(3):
+            await _one_iteration()
+        assert socket.sent == ['{"type":"pause"}', '{"type":"resume"}']
+        mux.send_control({"type": "pause"})
+        await _one_iteration()
+        assert len(socket.sent) == 3  # eager again once the writer is done
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("iterations", [0, 2], ids=["before-writer-ran", "after-writer-ran"])
+def test_it_abandons_a_waiting_send_when_the_connection_closes(iterations: int) -> None:
+    async def scenario() -> None:
+        socket = Socket()
+        gate = socket.gate = asyncio.get_running_loop().create_future()
+        mux = _mux(socket)
+        mux.send_control({"type": "pause"})
+        await _one_iteration()
+        mux.send_control({"type": "resume"})
+        for _ in range(iterations):
+            await _one_iteration()
+        mux.close()
+        await _one_iteration()
+        if not gate.done():
+            gate.set_result(None)
+        for _ in range(3):
+            await _one_iteration()
+        assert socket.sent == []
+
+    asyncio.run(scenario())
+
+
+def test_it_drops_the_rest_of_a_flush_when_a_send_fails() -> None:
+    async def scenario() -> None:
+        failures: list[bytes | str] = []
+
+        async def broken(message: bytes | str) -> None:
+            failures.append(message)
+            raise ConnectionResetError("gone")
+
+        mux = Mux(wire.Connection(wire.Role.SERVER), broken)
+        mux.send_control({"type": "pause"})
+        await _one_iteration()
+        assert failures == ['{"type":"pause"}']
+
+    asyncio.run(scenario())
