@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import requests
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
@@ -25,12 +26,14 @@ from desktop_agent.ui.autostart import Autostart
 from desktop_agent.ui.controller import AgentController
 from desktop_agent.ui.credentials import FileStore
 from desktop_agent.ui.settings import AgentSettings
+from tests.support.admin_browser import Admin
 from tests.support.processes import ServerProcess
 from tests.support.target import TargetProcess
 
 T = TypeVar("T")
 USER = "ui-user"
 PASSWORD = "ui-password"
+ADMIN, ADMIN_PASSWORD = "ui-admin", "ui-admin-password"
 NOWHERE = "ws://127.0.0.1:9/ws/agent"
 """A server address where nothing listens (the discard port): the engine keeps retrying."""
 AGENT_OPTIONS = {
@@ -78,11 +81,21 @@ def run(loop: qasync.QEventLoop, qtbot: Any) -> Callable[..., Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("ui-server"))
+    process = ServerProcess(
+        tmp_path_factory.mktemp("ui-server"), env={"DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD}
+    )
     process.cli("proxyuser", USER, "--password", PASSWORD)
+    process.cli("createsuperuser", "--noinput", "--username", ADMIN, "--email", "a@example.com")
     process.start()
     yield process
     process.terminate()
+
+
+@pytest.fixture(scope="module")
+def admin(server: ServerProcess) -> Iterator[Admin]:
+    """The server's admin page, logged in."""
+    with requests.Session() as http:
+        yield Admin(server, http, ADMIN, ADMIN_PASSWORD)
 
 
 @pytest.fixture(scope="module")

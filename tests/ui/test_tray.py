@@ -20,6 +20,7 @@ from desktop_agent.ui.app import TrayApp
 from desktop_agent.ui.controller import AgentController
 from desktop_agent.ui.settings import AgentSettings
 from desktop_agent.ui.status import TrayState, status_view
+from tests.support.admin_browser import Admin
 from tests.support.processes import ServerProcess
 from tests.support.target import TargetProcess
 from tests.ui.conftest import NOWHERE, PASSWORD, USER, make_app, make_controller
@@ -80,9 +81,10 @@ def test_it_shows_sharing_once_connected(
     assert app.actions.toggle_pause.text() == "Pause sharing"
 
 
-def test_pause_from_the_menu_stops_new_streams_and_the_server_knows(
+def test_pause_from_the_menu_stops_new_streams_and_the_admin_page_shows_it(
     home: Path,
     server: ServerProcess,
+    admin: Admin,
     key: str,
     target: TargetProcess,
     qtbot: Any,
@@ -103,12 +105,14 @@ def test_pause_from_the_menu_stops_new_streams_and_the_server_knows(
     assert app.actions.toggle_pause.text() == "Resume sharing"
     assert app.tray.icon.icon().cacheKey() != sharing_icon
     assert "Paused" in app.tray.icon.toolTip()
+    assert "paused by owner" in run(asyncio.to_thread(admin.agent_row, "ui-tray-pause"))
 
     app.actions.toggle_pause.trigger()
 
     wait_for_pinned(run, qtbot, server, "ui-tray-pause", target, (200, ""))
     app.refresh()
     assert app.actions.state_line.text() == "Sharing as ui-tray-pause"
+    assert "online" in run(asyncio.to_thread(admin.agent_row, "ui-tray-pause"))
 
 
 def test_pause_for_an_hour_shows_when_it_ends_and_resume_lifts_it(
