@@ -39,8 +39,8 @@ from server.fleet.admin_forms import EnrollmentKeyAddForm, ProxyUserAddForm, new
 from server.fleet.live_state import AgentLive
 from server.fleet.models import Agent, EnrollmentKey, ProxyUser, RequestLog
 from server.fleet.tokens import new_token, token_hash
-from tunnel.units import human_bytes, human_duration, human_rate, share
 from server.fleet.usage import with_agent_usage, with_month_usage
+from tunnel.units import human_bytes, human_duration, human_rate, share
 
 admin.site.site_header = "Exitpool"
 admin.site.site_title = "Exitpool admin"

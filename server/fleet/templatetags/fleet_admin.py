@@ -10,8 +10,8 @@ from django.db.models import Sum
 
 from server.fleet import live_state
 from server.fleet.models import Agent, AgentDayUsage, ProxyUser, TrafficMinute
-from tunnel.units import human_bytes
 from server.fleet.usage import utc_today
+from tunnel.units import human_bytes
 
 register = template.Library()
 
