@@ -7,7 +7,9 @@ a reset (``"reset"``) or nothing more within the timeout (``"timeout"``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
+import threading
 import time
 
 from tests.support.processes import ServerProcess
@@ -67,3 +69,46 @@ def header_of(answer: bytes, name: str) -> str | None:
         if key.strip().lower() == name.lower():
             return value.strip()
     return None
+
+
+class BackgroundDownload(threading.Thread):
+    """A GET through the proxy read as fast as it comes, in a thread, on a bare socket.
+
+    ``received`` counts body and head bytes so far; ``ended`` says how the connection ended
+    (eof, reset, timeout) once it has, and ``ended_at`` when. ``stop()`` closes it early.
+    """
+
+    def __init__(self, server: ServerProcess, user: str, password: str, url: str) -> None:
+        super().__init__(daemon=True)
+        host = url.split("/")[2]
+        self.request = (
+            f"GET {url} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Proxy-Authorization: {basic_auth(user, password)}\r\n\r\n"
+        ).encode()
+        self.sock = connect(server)
+        self.received = 0
+        self.ended: str | None = None
+        self.ended_at = 0.0
+        self._stopping = False
+
+    def run(self) -> None:
+        self.sock.sendall(self.request)
+        self.sock.settimeout(60)
+        try:
+            while chunk := self.sock.recv(65536):
+                self.received += len(chunk)
+            ended = "eof"
+        except ConnectionResetError:
+            ended = "reset"
+        except OSError:
+            ended = "timeout"
+        self.ended = "stopped" if self._stopping else ended
+        self.ended_at = time.monotonic()
+
+    def stop(self) -> None:
+        """Close the connection from our side and wait for the thread."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked recv; close would not
+        self.join(10)
+        self.sock.close()
