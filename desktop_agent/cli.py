@@ -83,7 +83,7 @@ def run_headless(args: argparse.Namespace) -> int:
             name=args.name,
             source_address=args.source_address,
             allowed_networks=tuple(args.allow_network),
-            **overrides,  # type: ignore[arg-type]
+            **overrides,
         )
         engine = AgentEngine(config)
     except ValueError as exc:
