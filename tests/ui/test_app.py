@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 from PySide6.QtWidgets import QLabel
 
 from desktop_agent import __version__
+from desktop_agent.engine.owner_rules import PauseReason
 from desktop_agent.engine.problems import Problem
 from desktop_agent.ui.about import AboutDialog
 from desktop_agent.ui.logs import LOG_BACKUPS, LOG_FILE, LOG_FILE_BYTES, setup_logging
@@ -21,7 +24,9 @@ from desktop_agent.ui.single_instance import SingleInstance, instance_name
 from desktop_agent.ui.status import TrayState, status_view
 from desktop_agent.ui.welcome import EXPLANATION
 from tests.support.processes import ServerProcess
+from tests.support.target import TargetProcess
 from tests.ui.conftest import NOWHERE, make_app, make_controller
+from tests.ui.test_traffic_window import fetch
 from tests.ui.test_tray import online, start_app
 
 
@@ -216,3 +221,33 @@ def test_a_new_key_after_a_revocation_joins_the_pc_again(
     assert app.controller.engine is not engine
     assert app.controller.engine is not None
     assert app.controller.engine.agent_name == "ui-rejoin-2"
+
+
+def test_it_notifies_once_when_the_daily_cap_pauses_sharing(
+    home: Path,
+    server: ServerProcess,
+    key: str,
+    target: TargetProcess,
+    qtbot: Any,
+    loop: Any,
+    run: Callable[..., Any],
+    stop_all: list[Any],
+) -> None:
+    app = start_app(home, server, key, "ui-cap", qtbot, stop_all)
+    engine = app.controller.engine
+    assert engine is not None
+    settings = copy.deepcopy(app.controller.settings)
+    settings.daily_cap_mb = 1
+    app.controller.apply(settings)
+    notifier = Notifier()
+    notifier.observe(engine, time.time())  # "connected"
+
+    answer = run(asyncio.to_thread(fetch, server, "ui-cap", f"{target.url}/bytes/1500000"))
+    assert answer.status_code == 200
+    qtbot.waitUntil(lambda: PauseReason.DAILY_CAP in engine.pause_reasons(), timeout=5000)
+
+    titles = [n.title for n in notifier.observe(engine, time.time())]
+    assert titles == ["Today's sharing limit reached"]
+    assert notifier.observe(engine, time.time()) == []
+    app.refresh()
+    assert app.actions.state_line.text() == "Paused: today's limit reached"
