@@ -200,7 +200,11 @@ class SocketLink(asyncio.Protocol):
     def on_end(self) -> None:
         self._remote_eof = True
         if self.transport is not None and self.transport.can_write_eof():
-            self.transport.write_eof()
+            try:
+                self.transport.write_eof()
+            except OSError:  # the socket broke before asyncio noticed (ENOTCONN)
+                abort_with_rst(self.transport)  # connection_lost follows and resets the stream
+                return
         self._maybe_finish()
 
     def on_reset(self, reason: Reason, message: str) -> None:

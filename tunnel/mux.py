@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import types
 from collections.abc import Callable, Coroutine, Generator
@@ -80,33 +81,49 @@ class Mux:
 
     def _dispatch(self) -> None:
         for event in self.conn.events_received():
-            match event:
-                case wire.DataReceived(sid, data):
-                    handler = self._handlers.get(sid)
-                    if handler is not None:
-                        handler.on_data(data)
-                    else:  # nobody will ever read it: give the credit back at once
-                        self.conn.consumed(sid, len(data))
-                case wire.CreditAdded(sid):
-                    if (handler := self._handlers.get(sid)) is not None:
-                        handler.on_credit()
-                case wire.EndReceived(sid):
-                    if (handler := self._handlers.get(sid)) is not None:
-                        handler.on_end()
-                case wire.StreamReset(sid, reason, message):
-                    if (handler := self._handlers.pop(sid, None)) is not None:
-                        handler.on_reset(reason, message)
-                    self._settle(sid, wire.StreamRejected(sid, reason, message))
-                case wire.StreamAccepted(sid) | wire.StreamRejected(sid):
-                    self._settle(sid, event)
-                case wire.StreamOpenRequested(sid, host, port):
-                    if self._on_open is None:
-                        self.reject(sid, Reason.INTERNAL, "not accepting streams")
-                    else:
-                        self._on_open(sid, host, port)
-                case wire.ControlReceived(message):
-                    self._on_control(message)
+            try:
+                self._handle(event)
+            except Exception:
+                sid = getattr(event, "stream_id", None)
+                if sid is None:
+                    raise
+                # One stream's failure (a bug, a socket error) ends that stream, never the
+                # connection and every other stream on it.
+                log.exception("stream %d: handling %s failed", sid, type(event).__name__)
+                handler = self._handlers.get(sid)
+                self.reset(sid, Reason.INTERNAL, "internal error")
+                if handler is not None:
+                    with contextlib.suppress(Exception):
+                        handler.on_reset(Reason.INTERNAL, "internal error")
         self.flush_soon()
+
+    def _handle(self, event: wire.Event) -> None:
+        match event:
+            case wire.DataReceived(sid, data):
+                handler = self._handlers.get(sid)
+                if handler is not None:
+                    handler.on_data(data)
+                else:  # nobody will ever read it: give the credit back at once
+                    self.conn.consumed(sid, len(data))
+            case wire.CreditAdded(sid):
+                if (handler := self._handlers.get(sid)) is not None:
+                    handler.on_credit()
+            case wire.EndReceived(sid):
+                if (handler := self._handlers.get(sid)) is not None:
+                    handler.on_end()
+            case wire.StreamReset(sid, reason, message):
+                if (handler := self._handlers.pop(sid, None)) is not None:
+                    handler.on_reset(reason, message)
+                self._settle(sid, wire.StreamRejected(sid, reason, message))
+            case wire.StreamAccepted(sid) | wire.StreamRejected(sid):
+                self._settle(sid, event)
+            case wire.StreamOpenRequested(sid, host, port):
+                if self._on_open is None:
+                    self.reject(sid, Reason.INTERNAL, "not accepting streams")
+                else:
+                    self._on_open(sid, host, port)
+            case wire.ControlReceived(message):
+                self._on_control(message)
 
     def _settle(self, sid: int, result: wire.StreamAccepted | wire.StreamRejected) -> None:
         future = self._opening.pop(sid, None)

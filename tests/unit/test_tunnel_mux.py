@@ -104,3 +104,48 @@ def test_it_drops_the_rest_of_a_flush_when_a_send_fails() -> None:
         assert failures == ['{"type":"pause"}']
 
     asyncio.run(scenario())
+
+
+def _accepted_stream(mux: Mux) -> int:
+    """Open a stream on a server-side mux and feed it the agent's OPEN_OK."""
+    sid = mux.conn.open_stream("example.com", 443)
+    mux.conn.data_to_send()
+    mux.feed_bytes(wire.encode_frame(wire.OpenOk(sid, 65536, "192.0.2.1")))
+    return sid
+
+
+class FailingHandler:
+    def __init__(self) -> None:
+        self.resets: list[wire.Reason] = []
+
+    def on_data(self, data: bytes | memoryview) -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+    def on_credit(self) -> None: ...
+
+    def on_end(self) -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+    def on_reset(self, reason: wire.Reason, message: str) -> None:
+        self.resets.append(reason)
+
+
+@pytest.mark.parametrize("frame", ["data", "fin"])
+def test_it_resets_only_the_stream_whose_handler_fails(frame: str) -> None:
+    async def scenario() -> None:
+        socket = Socket()
+        mux = _mux(socket)
+        broken, healthy = _accepted_stream(mux), _accepted_stream(mux)
+        handler = FailingHandler()
+        mux.attach(broken, handler)
+        sent = wire.Data(broken, b"x") if frame == "data" else wire.Fin(broken)
+        mux.feed_bytes(wire.encode_frame(sent))  # does not raise: the connection lives on
+        await _one_iteration()
+        assert handler.resets == [wire.Reason.INTERNAL]
+        assert not mux.conn.has_stream(broken) and mux.conn.has_stream(healthy)
+        frames = [
+            f for m in socket.sent if isinstance(m, bytes) for f in wire.decode_frames(m, 1 << 20)
+        ]
+        assert any(isinstance(f, wire.Reset) and f.stream_id == broken for f in frames)
+
+    asyncio.run(scenario())
