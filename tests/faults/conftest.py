@@ -68,14 +68,15 @@ def key(server: ServerProcess) -> str:
 @pytest.fixture(scope="module")
 def start_agent(
     tmp: Path, server: ServerProcess, key: str
-) -> Iterator[Callable[[str, str], AgentProcess]]:
-    """``start_agent(name, source_address)``: a headless agent, online, stopped with the module."""
+) -> Iterator[Callable[..., AgentProcess]]:
+    """``start_agent(name, source_address, wait=True)``: a headless agent, online (unless
+    ``wait`` is false: then call its ``wait_online(0)``), stopped when the module ends."""
     started: list[AgentProcess] = []
 
-    def start(name: str, source: str) -> AgentProcess:
+    def start(name: str, source: str, wait: bool = True) -> AgentProcess:
         agent = AgentProcess(tmp, server, key, name, source)
         started.append(agent)
-        return agent.start()
+        return agent.start(wait_online=wait)
 
     yield start
     for agent in started:
