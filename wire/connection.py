@@ -67,6 +67,7 @@ class _Stream:
     send_credit: int = 0  # bytes we may still send
     recv_window: int = 0  # bytes the peer may still send us
     unacked: int = 0  # bytes consumed but not yet granted back
+    window: int = 0  # the window we grant now: stream_window, growing to max_stream_window
     local_fin: bool = False
     remote_fin: bool = False
 
@@ -84,6 +85,7 @@ class Connection:
         self._parts: list[bytes] = []
         self._parts_size = 0
         self._grant_threshold = max(1, self.limits.stream_window // 4)
+        self._window_cap = max(self.limits.stream_window, self.limits.max_stream_window)
 
     # ------------------------------------------------------------------ input
 
@@ -108,7 +110,7 @@ class Connection:
                     if stream is not None:
                         stream.opened = True
                         stream.send_credit = window
-                        stream.recv_window = self.limits.stream_window
+                        stream.recv_window = stream.window = self.limits.stream_window
                         self._events.append(StreamAccepted(sid, peer))
                 case OpenFail(sid, reason, message_):
                     if self._opening(sid, "OPEN_FAIL") is not None:
@@ -150,7 +152,7 @@ class Connection:
         if stream.opened:
             raise RuntimeError("stream already accepted")
         stream.opened = True
-        stream.recv_window = self.limits.stream_window
+        stream.recv_window = stream.window = self.limits.stream_window
         peer = self._clip(peer, reserve=4)
         self._frame(encode_frame(OpenOk(stream_id, self.limits.stream_window, peer)))
 
@@ -183,13 +185,23 @@ class Connection:
             self._frame(header(FrameType.DATA, stream_id, len(chunk)), chunk)
 
     def consumed(self, stream_id: int, size: int) -> None:
-        """Report that ``size`` received bytes left our buffers; credit flows back in batches."""
+        """Report that ``size`` received bytes left our buffers; credit flows back in batches.
+
+        Each batch also doubles the stream's window, up to ``max_stream_window``: a
+        stream whose bytes keep leaving our buffers is moving, and a bigger window
+        lets the sender keep several reads in flight instead of waiting a round
+        trip per window. A stream whose reader stalls stops returning credit, so
+        it holds at most its window.
+        """
         stream = self._streams.get(stream_id)
         if stream is None or stream.remote_fin:
             return
         stream.unacked += size
         if stream.unacked >= self._grant_threshold:
             increment, stream.unacked = stream.unacked, 0
+            growth = min(stream.window, self._window_cap - stream.window)
+            stream.window += growth
+            increment += growth
             stream.recv_window += increment
             self._frame(encode_frame(Window(stream_id, increment)))
 

@@ -38,7 +38,11 @@ from wire import (
 from wire.limits import MAX_WINDOW
 
 WINDOW = Limits().stream_window
-SMALL = Limits(stream_window=4096, max_frame_payload=1024, max_message_size=2048)
+FIXED = Limits(max_stream_window=WINDOW)
+"""Default limits with a window that does not grow, for tests that count credit exactly."""
+SMALL = Limits(
+    stream_window=4096, max_stream_window=4096, max_frame_payload=1024, max_message_size=2048
+)
 PEER = "93.184.216.34:443"
 
 # ------------------------------------------------------------------- helpers
@@ -56,8 +60,8 @@ class ConnectionPair:
     """A server :class:`Connection` and an agent one, joined by an in-memory WebSocket."""
 
     def __init__(self, server: Limits | None = None, agent: Limits | None = None) -> None:
-        self.server = Connection(Role.SERVER, server)
-        self.agent = Connection(Role.AGENT, agent)
+        self.server = Connection(Role.SERVER, server or FIXED)
+        self.agent = Connection(Role.AGENT, agent or FIXED)
         self.to_agent: list[bytes | str] = []  # every message ever sent, for inspection
         self.to_server: list[bytes | str] = []
 
@@ -350,6 +354,41 @@ def test_it_returns_credit_in_batches_of_a_quarter_window() -> None:
         pair.server.receive_bytes(message)  # type: ignore[arg-type]
     assert pair.server.events_received() == [CreditAdded(sid, batch)]
     assert pair.server.credit(sid) == batch
+
+
+def test_it_doubles_the_window_of_a_flowing_stream_up_to_its_ceiling() -> None:
+    limits = Limits(stream_window=4096, max_stream_window=16384, max_frame_payload=4096)
+    pair = ConnectionPair(limits, limits)
+    sid = pair.open()
+    grants = []
+    for _ in range(4):
+        credit = pair.server.credit(sid)
+        pair.server.send_data(sid, b"x" * credit)
+        pair.pump()
+        pair.agent.consumed(sid, credit)
+        grants.append(pair.pump().server)
+        assert pair.server.credit(sid) == min(2 * credit, 16384)
+    assert grants == [[CreditAdded(sid, c)] for c in (8192, 16384, 16384, 16384)]
+
+
+def test_it_grows_no_window_for_bytes_still_held() -> None:
+    limits = Limits(stream_window=4096, max_stream_window=16384, max_frame_payload=4096)
+    pair = ConnectionPair(limits, limits)
+    sid = pair.open()
+    pair.server.send_data(sid, b"x" * 4096)
+    pair.pump()  # the agent holds them all: no WINDOW, no growth, nothing more may come
+    assert pair.server.credit(sid) == 0
+    assert frames_of(pair.agent.data_to_send()) == []
+
+
+def test_a_window_at_its_ceiling_from_the_start_never_grows() -> None:
+    pair = ConnectionPair(SMALL, SMALL)
+    sid = pair.open()
+    pair.server.send_data(sid, b"x" * SMALL.stream_window)
+    pair.pump()
+    pair.agent.consumed(sid, SMALL.stream_window)
+    pair.pump()
+    assert pair.server.credit(sid) == SMALL.stream_window
 
 
 def test_it_reports_the_total_credit() -> None:
@@ -732,7 +771,9 @@ def test_it_keeps_control_messages_in_order_with_frames() -> None:
 
 # ------------------------------------------------- randomized flow control
 
-FLOW = Limits(stream_window=4096, max_frame_payload=1024, max_message_size=1500)
+FLOW = Limits(
+    stream_window=4096, max_stream_window=16384, max_frame_payload=1024, max_message_size=1500
+)
 STREAMS = 3
 PATTERN = bytes(range(251)) * 30
 
@@ -741,8 +782,8 @@ class FlowControl(RuleBasedStateMachine):
     """Random sends, partial deliveries and consumes on several streams, both ways.
 
     Messages sit in a queue per direction, so any amount may be in flight; the
-    invariants say no stream ever has more than one window of bytes sent but
-    not yet consumed, and what arrives is exactly what was sent, in order.
+    invariants say no stream ever has more than its largest window of bytes sent
+    but not yet consumed, and what arrives is exactly what was sent, in order.
     """
 
     @initialize()
@@ -812,8 +853,8 @@ class FlowControl(RuleBasedStateMachine):
             return
         for (side, sid), sent in self.sent.items():
             outstanding = len(sent) - self.consumed_[side, sid]
-            assert 0 <= outstanding <= FLOW.stream_window
-            assert 0 <= self.pair.conn(side).credit(sid) <= FLOW.stream_window - outstanding
+            assert 0 <= outstanding <= FLOW.max_stream_window
+            assert 0 <= self.pair.conn(side).credit(sid) <= FLOW.max_stream_window - outstanding
 
     @invariant()
     def data_arrives_in_order(self) -> None:
@@ -853,6 +894,12 @@ def test_limits_refuse_an_impossible_window(window: int) -> None:
         Limits(stream_window=window)
 
 
+@pytest.mark.parametrize("window", [0, -1, MAX_WINDOW + 1])
+def test_limits_refuse_an_impossible_window_ceiling(window: int) -> None:
+    with pytest.raises(ValueError):
+        Limits(max_stream_window=window)
+
+
 @pytest.mark.parametrize("window", [1, MAX_WINDOW])
 def test_limits_accept_any_window_in_range(window: int) -> None:
     assert Limits(stream_window=window).stream_window == window
@@ -875,6 +922,7 @@ def test_limits_refuse_inconsistent_values(kwargs: dict[str, int]) -> None:
 def test_limits_defaults() -> None:
     limits = Limits()
     assert limits.stream_window == 256 * 1024
+    assert limits.max_stream_window == 2048 * 1024
     assert limits.max_frame_payload == 256 * 1024
     assert limits.max_message_size == 1024 * 1024
     assert limits.max_streams == 1024
