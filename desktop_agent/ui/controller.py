@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 
 from desktop_agent.engine.client import AgentEngine, Status, websocket_url
 from desktop_agent.engine.owner_rules import parse_blocked
+from desktop_agent.engine.state import AgentState, StateFileCredentials
 from desktop_agent.ui.credentials import CredentialStore
 from desktop_agent.ui.settings import AgentSettings
 
@@ -67,6 +68,7 @@ class AgentController(QObject):
         """Start sharing with the saved settings (nothing happens until they name a server)."""
         if self._task is not None or not self.settings.configured:
             return
+        self._adopt_headless_credential()
         engine = AgentEngine(
             self.settings.engine_config(self.config_dir, **self.engine_options),
             credentials=self.credentials,
@@ -78,6 +80,21 @@ class AgentController(QObject):
         self._task = asyncio.get_running_loop().create_task(engine.run())
         self._task.add_done_callback(self._engine_ended)
         self.changed.emit()
+
+    def _adopt_headless_credential(self) -> None:
+        """A PC that ran ``exitpool-agent --headless`` keeps its place in the pool: its
+        credential moves from ``agent-state.json`` into this app's store (the keyring)."""
+        url = websocket_url(self.settings.server_url)
+        state = AgentState(self.config_dir)
+        legacy = StateFileCredentials(state).get(url)
+        if legacy and self.credentials.get(url) is None:
+            self.credentials.set(url, legacy)
+            state.update(url, credential=None)
+            log.info(
+                "moved this PC's credential from %s to %s",
+                state.path.name,
+                self.credentials.description,
+            )
 
     async def stop(self) -> None:
         """Close the connection (the server sees a clean goodbye) and wait for the engine."""

@@ -16,14 +16,18 @@ from PySide6.QtWidgets import QLabel
 from desktop_agent import __version__
 from desktop_agent.engine.owner_rules import PauseReason
 from desktop_agent.engine.problems import Problem
+from desktop_agent.engine.state import AgentState
 from desktop_agent.ui.about import AboutDialog
+from desktop_agent.ui.app import settings_store
+from desktop_agent.ui.controller import AgentController
+from desktop_agent.ui.credentials import FileStore
 from desktop_agent.ui.logs import LOG_BACKUPS, LOG_FILE, LOG_FILE_BYTES, setup_logging
 from desktop_agent.ui.notices import Notifier
 from desktop_agent.ui.settings import AgentSettings
 from desktop_agent.ui.single_instance import SingleInstance, instance_name
 from desktop_agent.ui.status import TrayState, status_view
 from desktop_agent.ui.welcome import EXPLANATION
-from tests.support.processes import ServerProcess
+from tests.support.processes import AgentProcess, ServerProcess
 from tests.support.target import TargetProcess
 from tests.ui.conftest import NOWHERE, make_app, make_controller
 from tests.ui.test_traffic_window import fetch
@@ -251,3 +255,23 @@ def test_it_notifies_once_when_the_daily_cap_pauses_sharing(
     assert notifier.observe(engine, time.time()) == []
     app.refresh()
     assert app.actions.state_line.text() == "Paused: today's limit reached"
+
+
+def test_a_pc_that_ran_headless_keeps_its_place_in_the_pool(
+    home: Path, server: ServerProcess, key: str, qtbot: Any, loop: Any, stop_all: list[Any]
+) -> None:
+    headless = AgentProcess(home, server, key, "ui-moved", "127.0.0.2").start()
+    headless.terminate()
+    config_dir = headless.config_dir
+    settings = AgentSettings(server_url=server.ws_url, name="ui-moved")
+    store = settings_store(config_dir)
+    controller = AgentController(settings, store, config_dir, FileStore(config_dir))
+    stop_all.append(controller)
+
+    controller.start()
+
+    qtbot.waitUntil(lambda: online(controller), timeout=20_000)
+    assert controller.engine is not None
+    assert controller.engine.agent_name == "ui-moved"  # the same agent, not a new one
+    assert controller.credentials.get(server.ws_url)
+    assert AgentState(config_dir).credential(server.ws_url) is None  # not left in plain JSON
