@@ -63,6 +63,11 @@ def _raise(window: QWidget) -> None:
 
 
 class TrayApp:
+    """The running app: one controller, the tray (or its stand-in window), and the windows.
+
+    ``use_tray`` defaults to whether the desktop has a system tray; tests choose.
+    """
+
     def __init__(
         self,
         controller: AgentController,
@@ -90,7 +95,7 @@ class TrayApp:
         self.timer = QTimer()
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.refresh)
-        self.signal_timer = QTimer()
+        self.signal_timer = QTimer()  # started by run_app: gives Python a turn for signals
         self.signal_timer.timeout.connect(lambda: None)
         controller.changed.connect(self.refresh)
         self._watch_network()
