@@ -62,6 +62,10 @@ class Mux:
         self._on_control = on_control
         self._on_open = on_open
         self._handlers: dict[int, StreamHandler] = {}
+        self._early: dict[int, list[wire.Event]] = {}
+        """Events of streams the agent accepted whose opener has not attached a handler yet
+        (it resumes an iteration later; the agent's first bytes or its RESET may already be
+        here): replayed by :meth:`attach`. Their DATA is bounded by the stream window."""
         self._opening: dict[int, asyncio.Future[wire.StreamAccepted | wire.StreamRejected]] = {}
         self._outbox: collections.deque[bytes | str] = collections.deque()
         self._flush_scheduled = False
@@ -81,23 +85,31 @@ class Mux:
 
     def _dispatch(self) -> None:
         for event in self.conn.events_received():
-            try:
-                self._handle(event)
-            except Exception:
-                sid = getattr(event, "stream_id", None)
-                if sid is None:
-                    raise
-                # One stream's failure (a bug, a socket error) ends that stream, never the
-                # connection and every other stream on it.
-                log.exception("stream %d: handling %s failed", sid, type(event).__name__)
-                handler = self._handlers.get(sid)
-                self.reset(sid, Reason.INTERNAL, "internal error")
-                if handler is not None:
-                    with contextlib.suppress(Exception):
-                        handler.on_reset(Reason.INTERNAL, "internal error")
+            self._handle_safely(event)
         self.flush_soon()
 
+    def _handle_safely(self, event: wire.Event) -> None:
+        try:
+            self._handle(event)
+        except Exception:
+            sid = getattr(event, "stream_id", None)
+            if sid is None:
+                raise
+            # One stream's failure (a bug, a socket error) ends that stream, never the
+            # connection and every other stream on it.
+            log.exception("stream %d: handling %s failed", sid, type(event).__name__)
+            handler = self._handlers.get(sid)
+            self.reset(sid, Reason.INTERNAL, "internal error")
+            if handler is not None:
+                with contextlib.suppress(Exception):
+                    handler.on_reset(Reason.INTERNAL, "internal error")
+
     def _handle(self, event: wire.Event) -> None:
+        if self._early and (early := self._early.get(getattr(event, "stream_id", 0))) is not None:
+            if isinstance(event, wire.DataReceived):  # a copy: not the whole message pinned
+                event = wire.DataReceived(event.stream_id, bytes(event.data))
+            early.append(event)
+            return
         match event:
             case wire.DataReceived(sid, data):
                 handler = self._handlers.get(sid)
@@ -129,6 +141,8 @@ class Mux:
         future = self._opening.pop(sid, None)
         if future is not None and not future.done():
             future.set_result(result)
+            if isinstance(result, wire.StreamAccepted):
+                self._early[sid] = []  # until the opener attaches its handler
 
     # ---------------------------------------------------------------- streams
 
@@ -165,8 +179,11 @@ class Mux:
         self.flush_soon()
 
     def attach(self, sid: int, handler: StreamHandler) -> None:
-        """Route the stream's events to ``handler`` from now on."""
+        """Route the stream's events to ``handler`` from now on, starting with any that
+        arrived since :meth:`open` returned."""
         self._handlers[sid] = handler
+        for event in self._early.pop(sid, ()):
+            self._handle_safely(event)
 
     def detach(self, sid: int) -> None:
         self._handlers.pop(sid, None)
@@ -174,6 +191,7 @@ class Mux:
     def reset(self, sid: int, reason: Reason, message: str = "") -> None:
         """Reset a stream and forget its handler (its own teardown is the caller's)."""
         self._handlers.pop(sid, None)
+        self._early.pop(sid, None)
         if not self._closed:
             self.conn.reset_stream(sid, reason, message)
             self.flush_soon()
@@ -193,6 +211,7 @@ class Mux:
             return
         self._closed = True
         handlers, self._handlers = self._handlers, {}
+        self._early.clear()
         for handler in handlers.values():
             handler.on_reset(reason, message)
         for sid, future in list(self._opening.items()):
