@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+import wire
 from tests.faults.conftest import PASSWORD, USER, proxies
 from tests.support.memory import RssSampler
 from tests.support.processes import AgentProcess, ServerProcess
@@ -30,7 +31,9 @@ from tests.support.raw_proxy import basic_auth
 from tests.support.target import TargetProcess
 
 GIGABYTE = 1024**3
-STREAM_WINDOW = 256 * 1024  # the server's and the agent's default stream_window
+STREAM_WINDOW = wire.Limits().max_stream_window
+"""The most one stream may have in flight: its window grows to this while it flows (the
+server's and the agent's default); a stalled reader returns no credit, so it stops there."""
 RSS_SLACK = 8 * 1024 * 1024
 """The constant beside one stream window: allocator noise of a process moving 100 MB/s."""
 SLOW_SECONDS = 10
