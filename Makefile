@@ -6,8 +6,8 @@ PIP    := $(BIN)/pip install --disable-pip-version-check -q
 # compat: the checkout itself goes on sys.path, so new modules need no reinstall.
 EDITABLE := --config-settings editable_mode=compat
 ARGS   ?=
-# Debian packages the browser tests drive (and Xvfb for the tray app's tests).
-DEB_PACKAGES := chromium chromium-driver xvfb nginx
+# Debian packages the browser tests drive, nginx for the deploy test, ss (iproute2) for the fault suite.
+DEB_PACKAGES := chromium chromium-driver xvfb nginx iproute2
 # What the tray app needs to draw on Xvfb (tests run offscreen and need none of it).
 SCREENSHOT_PACKAGES := xvfb trayer fonts-dejavu-core libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-randr0
@@ -45,7 +45,7 @@ typecheck: $(VENV)/.dev
 
 ## Install headless Chromium, its driver, Xvfb and nginx (for the deploy test) with apt-get, unless there.
 deb-packages:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v xvfb-run >/dev/null && [ -x /usr/sbin/nginx ] \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v xvfb-run >/dev/null && [ -x /usr/sbin/nginx ] && command -v ss >/dev/null \
 	|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(DEB_PACKAGES); }
 
 ## Retake docs/screenshots/tray-*.png: the real tray app under Xvfb, with trayer as its tray.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import os
 import shutil
 import subprocess
@@ -114,9 +115,11 @@ async def settle(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def grab(widget: QWidget) -> QPixmap:
+async def grab(widget: QWidget) -> QPixmap:
+    """The widget at its natural size. Qt lays it out on the loop (never processEvents()
+    inside a coroutine: that would run other asyncio tasks inside this one)."""
     widget.adjustSize()
-    QApplication.processEvents()
+    await settle(0.3)
     return widget.grab()
 
 
@@ -156,10 +159,10 @@ async def take(app: TrayApp, home: Path) -> None:
     assert dialog is not None
     dialog.test_connection()
     await settle(2)
-    save(grab(dialog), "tray-settings.png")
+    save(await grab(dialog), "tray-settings.png")
     dialog.tabs.setCurrentIndex(1)
     await settle(0.3)
-    save(grab(dialog), "tray-settings-limits.png")
+    save(await grab(dialog), "tray-settings-limits.png")
     dialog.reject()
 
     welcome = WelcomeDialog(AgentSettings(server_url="https://exitpool.example.com"))
@@ -167,7 +170,7 @@ async def take(app: TrayApp, home: Path) -> None:
     welcome.enrollment_key.setText("epk_example")
     welcome.show()
     await settle(0.5)
-    save(grab(welcome), "tray-welcome.png")
+    save(await grab(welcome), "tray-welcome.png")
     welcome.close()
 
     window = StatusWindow(app.actions)
@@ -175,7 +178,7 @@ async def take(app: TrayApp, home: Path) -> None:
     view = status_view(controller.engine, time.time())
     window.show_view(view, tray_icon(view.state, taskbar_theme(controller.settings.icon_theme)))
     await settle(0.5)
-    save(grab(window), "tray-no-tray.png")
+    save(await grab(window), "tray-no-tray.png")
     window.hide()
     await controller.stop()
 
@@ -226,7 +229,9 @@ def main() -> int:
                 loop.run_until_complete(take(app, home))
             stop.set()
             loader.join(15)
-            del app, controller
+            asyncio.set_event_loop(None)
+            del app, controller, loop
+            gc.collect()  # every Qt object goes before QApplication does
             qapp.shutdown()
     finally:
         stop.set()
