@@ -33,6 +33,7 @@ COLUMNS: dict[str, tuple[str, list[tuple[str, str]]]] = {
             ("server_rss_mb", "server/public RSS MB"),
             ("agent_rss_mb", "agent/exit RSS MB"),
             ("proxy_rss_mb", "proxy RSS MB"),
+            ("total_rss_mb", "all processes RSS MB"),
         ],
     ),
     "e": (
@@ -50,7 +51,7 @@ RATIO_METRIC = {
     "a": "req_per_s",
     "b": "tunnels_per_s",
     "c": "down_mb_per_s",
-    "d": "server_rss_mb",
+    "d": "total_rss_mb",
 }
 PEERS = ("direct", "tinyproxy", "pproxy")
 
@@ -182,7 +183,7 @@ def chart(document: dict[str, Any], path: Path) -> Path | None:
         ("b", "ttfb_p50_ms", "(b) CONNECT TTFB p50, ms"),
         ("c", "down_mb_per_s", "(c) bulk download, MB/s"),
         ("c", "up_mb_per_s", "(c) bulk upload, MB/s"),
-        ("d", "server_rss_mb", "(d) 1,000 tunnels, server RSS MB"),
+        ("d", "total_rss_mb", "(d) 1,000 open tunnels, RSS of all its processes, MB"),
     ]
     medians = document["medians"]
     panels = [p for p in panels if p[0] in medians]

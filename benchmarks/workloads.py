@@ -222,6 +222,7 @@ def open_tunnels(plan: Plan, setup: Setup, targets: Targets, work: Path) -> dict
         if role in peak:
             metrics[f"{role}_rss_mb"] = peak[role] / MIB
             metrics[f"{role}_idle_rss_mb"] = before[role] / MIB
+    metrics["total_rss_mb"] = sum(peak.values()) / MIB  # every process of the setup
     return metrics
 
 
