@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 import qasync
 from PySide6.QtWidgets import QApplication
 
+from desktop_agent.engine.client import Status
 from desktop_agent.ui.app import TrayApp, settings_store
 from desktop_agent.ui.autostart import Autostart
 from desktop_agent.ui.controller import AgentController
@@ -140,3 +142,63 @@ def stop_all(run: Callable[..., Any]) -> Iterator[list[AgentController]]:
     yield controllers
     for controller in controllers:
         run(controller.stop(), timeout=15)
+
+
+def online(controller: AgentController) -> bool:
+    return controller.engine is not None and controller.engine.status is Status.ONLINE
+
+
+@dataclass
+class Live:
+    """A test's world: the real server and target, the app's loop, and what to clean up."""
+
+    home: Path
+    server: ServerProcess
+    key: str
+    target: TargetProcess
+    qtbot: Any
+    run: Callable[..., Any]
+    stop_all: list[AgentController]
+
+    def start_app(self, name: str, use_tray: bool = True) -> TrayApp:
+        """The tray app, enrolled as ``name`` and online."""
+        settings = AgentSettings(server_url=self.server.ws_url, enrollment_key=self.key, name=name)
+        controller = make_controller(self.home, settings)
+        self.stop_all.append(controller)
+        app = make_app(controller, self.home, use_tray)
+        app.start()
+        self.qtbot.waitUntil(lambda: online(controller), timeout=20_000)
+        return app
+
+    def fetch(self, agent: str, path: str) -> requests.Response:
+        """GET the target's ``path`` through the proxy pinned to ``agent``. It runs in a
+        thread, so the engine keeps serving on this one meanwhile."""
+        proxy = self.server.proxy_url(f"{USER}-agent-{agent}", PASSWORD)
+        url = f"{self.target.url}{path}"
+        return self.run(asyncio.to_thread(requests.get, url, proxies={"http": proxy}, timeout=10))
+
+    def wait_for_answer(self, agent: str, expected: tuple[int, str]) -> None:
+        """Ask until the proxy answers ``expected`` (status, X-Exitpool-Error) for a request
+        pinned to ``agent``; at most 50 tries, 0.1 s apart."""
+        seen = None
+        for _ in range(50):
+            answer = self.fetch(agent, "/ip")
+            seen = (answer.status_code, answer.headers.get("X-Exitpool-Error", ""))
+            if seen == expected:
+                return
+            self.qtbot.wait(100)
+        raise AssertionError(f"the proxy kept answering {seen}, not {expected}")
+
+
+@pytest.fixture
+def live(
+    home: Path,
+    server: ServerProcess,
+    key: str,
+    target: TargetProcess,
+    qtbot: Any,
+    loop: qasync.QEventLoop,
+    run: Callable[..., Any],
+    stop_all: list[AgentController],
+) -> Live:
+    return Live(home, server, key, target, qtbot, run, stop_all)

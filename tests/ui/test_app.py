@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,7 @@ from desktop_agent.ui.single_instance import SingleInstance, instance_name
 from desktop_agent.ui.status import TrayState, status_view
 from desktop_agent.ui.welcome import EXPLANATION
 from tests.support.processes import AgentProcess, ServerProcess
-from tests.support.target import TargetProcess
-from tests.ui.conftest import NOWHERE, make_app, make_controller
-from tests.ui.test_traffic_window import fetch
-from tests.ui.test_tray import online, start_app
+from tests.ui.conftest import NOWHERE, Live, make_app, make_controller, online
 
 
 def test_a_first_run_opens_the_welcome_dialog_and_joining_starts_sharing(
@@ -127,10 +123,8 @@ def test_without_a_tray_it_shows_a_window_with_the_same_actions(
     assert window.isVisible()  # closing only minimises: there is no tray to come back from
 
 
-def test_it_notifies_connected_lost_and_revoked_once_each(
-    home: Path, server: ServerProcess, key: str, qtbot: Any, loop: Any, stop_all: list[Any]
-) -> None:
-    app = start_app(home, server, key, "ui-notices", qtbot, stop_all)
+def test_it_notifies_connected_lost_and_revoked_once_each(live: Live) -> None:
+    app = live.start_app("ui-notices")
     engine = app.controller.engine
     assert engine is not None
     notifier = Notifier()
@@ -139,8 +133,8 @@ def test_it_notifies_connected_lost_and_revoked_once_each(
     assert [n.title for n in first] == ["Exitpool is connected"]
     assert notifier.observe(engine, 1001.0) == []
 
-    server.cli("revokeagent", "ui-notices")
-    qtbot.waitUntil(lambda: engine.problem is Problem.REVOKED, timeout=20_000)
+    live.server.cli("revokeagent", "ui-notices")
+    live.qtbot.waitUntil(lambda: engine.problem is Problem.REVOKED, timeout=20_000)
     assert engine.offline_since is not None
     titles = [n.title for n in notifier.observe(engine, engine.offline_since + 120)]
     assert titles == ["This PC was removed from Exitpool"]
@@ -208,36 +202,25 @@ def test_the_log_file_rotates_and_keeps_a_bounded_size(
     assert total <= LOG_FILE_BYTES * (LOG_BACKUPS + 1)
 
 
-def test_a_new_key_after_a_revocation_joins_the_pc_again(
-    home: Path, server: ServerProcess, key: str, qtbot: Any, loop: Any, stop_all: list[Any]
-) -> None:
-    app = start_app(home, server, key, "ui-rejoin", qtbot, stop_all)
-    server.cli("revokeagent", "ui-rejoin")
+def test_a_new_key_after_a_revocation_joins_the_pc_again(live: Live) -> None:
+    app = live.start_app("ui-rejoin")
+    live.server.cli("revokeagent", "ui-rejoin")
     engine = app.controller.engine
     assert engine is not None
-    qtbot.waitUntil(lambda: engine.problem is Problem.REVOKED, timeout=20_000)
+    live.qtbot.waitUntil(lambda: engine.problem is Problem.REVOKED, timeout=20_000)
 
     settings = copy.deepcopy(app.controller.settings)
-    settings.enrollment_key = server.enrollment_key("ui rejoin")
+    settings.enrollment_key = live.server.enrollment_key("ui rejoin")
     app.controller.apply(settings)
 
-    qtbot.waitUntil(lambda: online(app.controller), timeout=20_000)
+    live.qtbot.waitUntil(lambda: online(app.controller), timeout=20_000)
     assert app.controller.engine is not engine
     assert app.controller.engine is not None
     assert app.controller.engine.agent_name == "ui-rejoin-2"
 
 
-def test_it_notifies_once_when_the_daily_cap_pauses_sharing(
-    home: Path,
-    server: ServerProcess,
-    key: str,
-    target: TargetProcess,
-    qtbot: Any,
-    loop: Any,
-    run: Callable[..., Any],
-    stop_all: list[Any],
-) -> None:
-    app = start_app(home, server, key, "ui-cap", qtbot, stop_all)
+def test_it_notifies_once_when_the_daily_cap_pauses_sharing(live: Live) -> None:
+    app = live.start_app("ui-cap")
     engine = app.controller.engine
     assert engine is not None
     settings = copy.deepcopy(app.controller.settings)
@@ -246,9 +229,8 @@ def test_it_notifies_once_when_the_daily_cap_pauses_sharing(
     notifier = Notifier()
     notifier.observe(engine, time.time())  # "connected"
 
-    answer = run(asyncio.to_thread(fetch, server, "ui-cap", f"{target.url}/bytes/1500000"))
-    assert answer.status_code == 200
-    qtbot.waitUntil(lambda: PauseReason.DAILY_CAP in engine.pause_reasons(), timeout=5000)
+    assert live.fetch("ui-cap", "/bytes/1500000").status_code == 200
+    live.qtbot.waitUntil(lambda: PauseReason.DAILY_CAP in engine.pause_reasons(), timeout=5000)
 
     titles = [n.title for n in notifier.observe(engine, time.time())]
     assert titles == ["Today's sharing limit reached"]

@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
 from PySide6.QtCore import Qt
 
 from desktop_agent.ui.rate_chart import nice_ceiling
 from desktop_agent.ui.settings import AgentSettings
 from desktop_agent.ui.traffic_window import TrafficWindow
-from tests.support.processes import ServerProcess
-from tests.support.target import TargetProcess
-from tests.ui.conftest import NOWHERE, PASSWORD, USER, make_controller
-from tests.ui.test_tray import start_app
+from tests.ui.conftest import NOWHERE, Live, make_controller
 
 BODY = 300_000
 
 
-def fetch(server: ServerProcess, agent: str, url: str) -> requests.Response:
-    proxy = server.proxy_url(f"{USER}-agent-{agent}", PASSWORD)
-    return requests.get(url, proxies={"http": proxy}, timeout=10)
-
-
-def test_it_shows_the_traffic_and_destinations_a_real_request_made(
-    home: Path,
-    server: ServerProcess,
-    key: str,
-    target: TargetProcess,
-    qtbot: Any,
-    loop: Any,
-    run: Callable[..., Any],
-    stop_all: list[Any],
-) -> None:
-    app = start_app(home, server, key, "ui-traffic", qtbot, stop_all)
-    answer = run(asyncio.to_thread(fetch, server, "ui-traffic", f"{target.url}/bytes/{BODY}"))
+def test_it_shows_the_traffic_and_destinations_a_real_request_made(live: Live) -> None:
+    app = live.start_app("ui-traffic")
+    qtbot = live.qtbot
+    answer = live.fetch("ui-traffic", f"/bytes/{BODY}")
     assert answer.status_code == 200
     assert len(answer.content) == BODY
 
@@ -48,7 +29,7 @@ def test_it_shows_the_traffic_and_destinations_a_real_request_made(
     qtbot.waitUntil(lambda: any(s.down > 0 for s in window.chart.samples), timeout=5000)
 
     destination = window.table.item(0, 0).text()
-    assert destination == f"127.0.0.3:{target.port}"
+    assert destination == f"127.0.0.3:{live.target.port}"
     assert window.table.item(0, 3).text() == "1"
     assert window.totals[("today", "down")].text() in ("293 KB", "294 KB")
     assert window.totals[("all", "down")].text() == window.totals[("today", "down")].text()
@@ -57,28 +38,19 @@ def test_it_shows_the_traffic_and_destinations_a_real_request_made(
     assert window.chart.scale >= max(s.down for s in window.chart.samples)
 
 
-def test_the_block_button_makes_that_destination_answer_403(
-    home: Path,
-    server: ServerProcess,
-    key: str,
-    target: TargetProcess,
-    qtbot: Any,
-    loop: Any,
-    run: Callable[..., Any],
-    stop_all: list[Any],
-) -> None:
-    app = start_app(home, server, key, "ui-block", qtbot, stop_all)
-    url = f"{target.url}/ip"
-    assert run(asyncio.to_thread(fetch, server, "ui-block", url)).status_code == 200
+def test_the_block_button_makes_that_destination_answer_403(live: Live) -> None:
+    app = live.start_app("ui-block")
+    qtbot = live.qtbot
+    assert live.fetch("ui-block", "/ip").status_code == 200
     app.show_traffic()
     window = app.traffic_window
     assert window is not None
     qtbot.waitUntil(lambda: window.table.rowCount() == 1, timeout=5000)
 
-    button = window.block_buttons[("127.0.0.3", target.port)]
+    button = window.block_buttons[("127.0.0.3", live.target.port)]
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
-    answer = run(asyncio.to_thread(fetch, server, "ui-block", url))
+    answer = live.fetch("ui-block", "/ip")
     assert answer.status_code == 403
     assert "owner" in answer.text
     assert button.text() == "Blocked"

@@ -1,77 +1,25 @@
 """The tray menu drives a real engine connected to a real server, and the icon follows.
 
-Each test starts the app's controller against ``exitpool-server run`` on
-loopback; what the server sees is checked through the proxy itself: a
-request pinned to a paused agent is answered 503 ``agent-paused``.
+Each test starts the app against ``exitpool-server run`` on loopback; what
+the server sees is checked through the proxy itself (a request pinned to a
+paused agent is answered 503 ``agent-paused``) and on the admin page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from desktop_agent.engine.client import Status
-from desktop_agent.ui.app import TrayApp
-from desktop_agent.ui.controller import AgentController
 from desktop_agent.ui.settings import AgentSettings
 from desktop_agent.ui.status import TrayState, status_view
 from tests.support.admin_browser import Admin
-from tests.support.processes import ServerProcess
-from tests.support.target import TargetProcess
-from tests.ui.conftest import NOWHERE, PASSWORD, USER, make_app, make_controller
+from tests.ui.conftest import NOWHERE, Live, make_app, make_controller
 
 
-def start_app(
-    home: Path, server: ServerProcess, key: str, name: str, qtbot: Any, stop_all: list[Any]
-) -> TrayApp:
-    settings = AgentSettings(server_url=server.ws_url, enrollment_key=key, name=name)
-    controller = make_controller(home, settings)
-    stop_all.append(controller)
-    app = make_app(controller, home)
-    app.start()
-    qtbot.waitUntil(lambda: online(controller), timeout=20_000)
-    return app
-
-
-def online(controller: AgentController) -> bool:
-    return controller.engine is not None and controller.engine.status is Status.ONLINE
-
-
-def pinned_status(server: ServerProcess, agent: str, target: TargetProcess) -> tuple[int, str]:
-    """Status and error code of a request through the proxy pinned to ``agent``."""
-    proxy = server.proxy_url(f"{USER}-agent-{agent}", PASSWORD)
-    answer = requests.get(f"{target.url}/ip", proxies={"http": proxy}, timeout=10)
-    return answer.status_code, answer.headers.get("X-Exitpool-Error", "")
-
-
-def wait_for_pinned(
-    run: Callable[..., Any],
-    qtbot: Any,
-    server: ServerProcess,
-    agent: str,
-    target: TargetProcess,
-    expected: tuple[int, str],
-) -> None:
-    """Ask until the proxy answers ``expected`` (the request runs in a thread while the
-    engine keeps serving on this one); at most 50 tries, 0.1 s apart."""
-    seen = None
-    for _ in range(50):
-        seen = run(asyncio.to_thread(pinned_status, server, agent, target))
-        if seen == expected:
-            return
-        qtbot.wait(100)
-    raise AssertionError(f"the proxy kept answering {seen}, not {expected}")
-
-
-def test_it_shows_sharing_once_connected(
-    home: Path, server: ServerProcess, key: str, qtbot: Any, loop: Any, stop_all: list[Any]
-) -> None:
-    app = start_app(home, server, key, "ui-tray-on", qtbot, stop_all)
+def test_it_shows_sharing_once_connected(live: Live) -> None:
+    app = live.start_app("ui-tray-on")
     app.refresh()
 
     assert app.tray is not None
@@ -82,43 +30,33 @@ def test_it_shows_sharing_once_connected(
 
 
 def test_pause_from_the_menu_stops_new_streams_and_the_admin_page_shows_it(
-    home: Path,
-    server: ServerProcess,
-    admin: Admin,
-    key: str,
-    target: TargetProcess,
-    qtbot: Any,
-    loop: Any,
-    run: Callable[..., Any],
-    stop_all: list[Any],
+    live: Live, admin: Admin
 ) -> None:
-    app = start_app(home, server, key, "ui-tray-pause", qtbot, stop_all)
+    app = live.start_app("ui-tray-pause")
     assert app.tray is not None
     sharing_icon = app.tray.icon.icon().cacheKey()
-    wait_for_pinned(run, qtbot, server, "ui-tray-pause", target, (200, ""))
+    live.wait_for_answer("ui-tray-pause", (200, ""))
 
     app.actions.toggle_pause.trigger()
 
-    wait_for_pinned(run, qtbot, server, "ui-tray-pause", target, (503, "agent-paused"))
+    live.wait_for_answer("ui-tray-pause", (503, "agent-paused"))
     app.refresh()
     assert app.actions.state_line.text() == "Paused"
     assert app.actions.toggle_pause.text() == "Resume sharing"
     assert app.tray.icon.icon().cacheKey() != sharing_icon
     assert "Paused" in app.tray.icon.toolTip()
-    assert "paused by owner" in run(asyncio.to_thread(admin.agent_row, "ui-tray-pause"))
+    assert "paused by owner" in live.run(asyncio.to_thread(admin.agent_row, "ui-tray-pause"))
 
     app.actions.toggle_pause.trigger()
 
-    wait_for_pinned(run, qtbot, server, "ui-tray-pause", target, (200, ""))
+    live.wait_for_answer("ui-tray-pause", (200, ""))
     app.refresh()
     assert app.actions.state_line.text() == "Sharing as ui-tray-pause"
-    assert "online" in run(asyncio.to_thread(admin.agent_row, "ui-tray-pause"))
+    assert "online" in live.run(asyncio.to_thread(admin.agent_row, "ui-tray-pause"))
 
 
-def test_pause_for_an_hour_shows_when_it_ends_and_resume_lifts_it(
-    home: Path, server: ServerProcess, key: str, qtbot: Any, loop: Any, stop_all: list[Any]
-) -> None:
-    app = start_app(home, server, key, "ui-tray-hour", qtbot, stop_all)
+def test_pause_for_an_hour_shows_when_it_ends_and_resume_lifts_it(live: Live) -> None:
+    app = live.start_app("ui-tray-hour")
     engine = app.controller.engine
     assert engine is not None
     before = time.time()
@@ -138,10 +76,8 @@ def test_pause_for_an_hour_shows_when_it_ends_and_resume_lifts_it(
     assert not engine.pause_reasons()
 
 
-def test_pause_until_tomorrow_resumes_the_next_morning(
-    home: Path, server: ServerProcess, key: str, qtbot: Any, loop: Any, stop_all: list[Any]
-) -> None:
-    app = start_app(home, server, key, "ui-tray-tomorrow", qtbot, stop_all)
+def test_pause_until_tomorrow_resumes_the_next_morning(live: Live) -> None:
+    app = live.start_app("ui-tray-tomorrow")
     engine = app.controller.engine
     assert engine is not None
 
@@ -154,7 +90,7 @@ def test_pause_until_tomorrow_resumes_the_next_morning(
 
 
 def test_each_state_has_its_own_icon(
-    home: Path, server: ServerProcess, qtbot: Any, loop: Any, stop_all: list[Any]
+    home: Path, qtbot: Any, loop: Any, stop_all: list[Any]
 ) -> None:
     """Not set up (error), connecting to a dead port, and the same after a long outage."""
     settings = AgentSettings(server_url=NOWHERE, enrollment_key="epk_x")
