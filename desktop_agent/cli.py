@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -51,6 +52,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_tray(args: argparse.Namespace) -> int:
     """The tray app; the engine alone (``--headless``) needs no Qt."""
+    if not has_screen():
+        print(
+            "exitpool-agent: no screen to show the tray app on (no DISPLAY or "
+            "WAYLAND_DISPLAY); run with --headless --server URL --key KEY",
+            file=sys.stderr,
+        )
+        return 2
     try:
         from desktop_agent.ui.app import run_app
     except ImportError as exc:
@@ -61,6 +69,13 @@ def run_tray(args: argparse.Namespace) -> int:
         )
         return 2
     return run_app(args)
+
+
+def has_screen() -> bool:
+    """Whether Qt can open windows here (Qt itself would abort with a long plugin list)."""
+    if sys.platform in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def run_headless(args: argparse.Namespace) -> int:

@@ -71,3 +71,15 @@ def test_it_carries_traffic_keeps_one_instance_and_quits_cleanly_on_sigterm(
     assert "quitting on signal 15" in text
     assert "tray app stopped" in text
     assert AgentSettings.load(settings_store(config_dir)).enrollment_key == ""
+
+
+def test_without_a_screen_it_says_to_use_headless(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+
+    done = subprocess.run(
+        [AGENT_BIN, "--config-dir", str(tmp_path)], env=env, capture_output=True, timeout=30
+    )
+
+    assert done.returncode == 2
+    assert b"--headless" in done.stderr
