@@ -51,14 +51,17 @@ def idle_agents(plan: IdlePlan, procs: Procs, work: Path) -> dict[str, float]:
     idle_rss = rss_bytes(server.pid)
     peak = idle_rss
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as sim:
-        assert sim.stdout is not None
-        ready = sim.stdout.readline()
-        if not ready.startswith("ready"):
-            raise RuntimeError(f"simulated agents did not come up: {ready!r}")
-        while sim.poll() is None:
-            peak = max(peak, rss_bytes(server.pid))
-            time.sleep(0.5)
-        result: dict[str, float] = json.loads(sim.stdout.read().strip().splitlines()[-1])
+        try:
+            assert sim.stdout is not None
+            ready = sim.stdout.readline()
+            if not ready.startswith("ready"):
+                raise RuntimeError(f"simulated agents did not come up: {ready!r}")
+            while sim.poll() is None:
+                peak = max(peak, rss_bytes(server.pid))
+                time.sleep(0.5)
+            result: dict[str, float] = json.loads(sim.stdout.read().strip().splitlines()[-1])
+        finally:
+            sim.kill()  # a no-op once it has exited; on an interrupt it must not outlive us
     procs.stop_all()
     result["server_rss_mb"] = peak / MIB
     result["server_idle_rss_mb"] = idle_rss / MIB

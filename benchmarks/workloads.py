@@ -205,15 +205,18 @@ def open_tunnels(plan: Plan, setup: Setup, targets: Targets, work: Path) -> dict
     before = {role: rss_bytes(pid) for role, pid in setup.pids.items()}
     peak = dict(before)
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        ready = proc.stdout.readline()
-        if not ready.startswith("ready"):
-            raise RuntimeError(f"tunnels did not open: {ready!r}")
-        while proc.poll() is None:
-            for role, pid in setup.pids.items():
-                peak[role] = max(peak[role], rss_bytes(pid))
-            time.sleep(0.25)
-        result = _last_json(proc.stdout.read())
+        try:
+            assert proc.stdout is not None
+            ready = proc.stdout.readline()
+            if not ready.startswith("ready"):
+                raise RuntimeError(f"tunnels did not open: {ready!r}")
+            while proc.poll() is None:
+                for role, pid in setup.pids.items():
+                    peak[role] = max(peak[role], rss_bytes(pid))
+                time.sleep(0.25)
+            result = _last_json(proc.stdout.read())
+        finally:
+            proc.kill()  # a no-op once it has exited; on an interrupt it must not outlive us
     metrics = {
         "open": float(result["open"]),  # type: ignore[arg-type]
         "failures": float(result["failures"]),  # type: ignore[arg-type]
