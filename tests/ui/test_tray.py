@@ -8,6 +8,7 @@ paused agent is answered 503 ``agent-paused``) and on the admin page.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,10 @@ def test_pause_for_an_hour_shows_when_it_ends_and_resume_lifts_it(live: Live) ->
 
     assert engine.paused_until is not None
     assert 3590 <= engine.paused_until - before <= 3610
-    ends = time.strftime("%H:%M", time.localtime(engine.paused_until))
-    assert app.actions.state_line.text() == f"Paused until {ends}"
+    ends = dt.datetime.fromtimestamp(engine.paused_until)
+    same_day = ends.date() == dt.date.today()  # after 23:00 it ends tomorrow: "Sun 00:05"
+    shown = ends.strftime("%H:%M" if same_day else "%a %H:%M")
+    assert app.actions.state_line.text() == f"Paused until {shown}"
 
     app.actions.toggle_pause.trigger()
     app.refresh()
