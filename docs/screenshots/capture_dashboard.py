@@ -168,11 +168,9 @@ def full_page(browser, path: Path, width: int, height: int, mobile: bool, scale:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="exitpool-screenshots-"))
-    server = ServerProcess(
-        tmp, env={"EXITPOOL_FLUSH_INTERVAL": "1", "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD}
-    )
+    server = ServerProcess(tmp, env={"EXITPOOL_FLUSH_INTERVAL": "1"})
     server.cli("migrate", "--verbosity", "0")
-    server.cli("createsuperuser", "--noinput", "--username", ADMIN, "--email", "a@example.com")
+    server.create_admin(ADMIN, ADMIN_PASSWORD)
     for name in USERS:
         server.cli("proxyuser", name, "--password", "pw")
     server.start()

@@ -35,13 +35,10 @@ pytestmark = pytest.mark.usefixtures("agent_a")
 def server(tmp: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(
         tmp,
-        env={
-            "EXITPOOL_FLUSH_INTERVAL": str(FLUSH_INTERVAL),
-            "DJANGO_SUPERUSER_PASSWORD": ROOT_PASSWORD,
-        },
+        env={"EXITPOOL_FLUSH_INTERVAL": str(FLUSH_INTERVAL)},
     )
     process.cli("proxyuser", USER, "--password", PASSWORD)
-    process.cli("createsuperuser", "--noinput", "--username", ROOT, "--email", "root@example.com")
+    process.create_admin(ROOT, ROOT_PASSWORD)
     process.start()
     yield process
     process.terminate()

@@ -76,12 +76,10 @@ def agent_named(data: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 @pytest.fixture(scope="module")
 def server(tmp: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(
-        tmp, env={"EXITPOOL_FLUSH_INTERVAL": "1", "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD}
-    )
+    process = ServerProcess(tmp, env={"EXITPOOL_FLUSH_INTERVAL": "1"})
     process.cli("migrate", "--verbosity", "0")
     for name in (ADMIN, FORMER):
-        process.cli("createsuperuser", "--noinput", "--username", name, "--email", "a@example.com")
+        process.create_admin(name, ADMIN_PASSWORD)
     process.cli("proxyuser", USER, "--password", PASSWORD)
     process.start()
     yield process

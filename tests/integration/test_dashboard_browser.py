@@ -98,11 +98,9 @@ def page_errors(browser: WebDriver) -> list[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(
-        tmp, env={"EXITPOOL_FLUSH_INTERVAL": "1", "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD}
-    )
+    process = ServerProcess(tmp, env={"EXITPOOL_FLUSH_INTERVAL": "1"})
     process.cli("migrate", "--verbosity", "0")
-    process.cli("createsuperuser", "--noinput", "--username", ADMIN, "--email", "boss@example.com")
+    process.create_admin(ADMIN, ADMIN_PASSWORD)
     process.cli("proxyuser", USER, "--password", PASSWORD)
     process.start()
     yield process

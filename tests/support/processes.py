@@ -128,17 +128,25 @@ class ServerProcess(LoggedProcess):
         assert self.running, f"server exited early:\n{self.log()}"
         return self
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
         """Run another ``exitpool-server`` command on the same data dir; returns stdout."""
         done = subprocess.run(
             [SERVER_BIN, "--data-dir", str(self.data_dir), *args],
             capture_output=True,
             text=True,
             timeout=60,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **(env or {})},
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
+
+    def create_admin(self, name: str, password: str) -> None:
+        """A superuser who can log in to the admin pages (before :meth:`start`, it also
+        keeps the first start from making its own ``admin``)."""
+        self.cli(
+            *("createsuperuser", "--noinput", "--username", name, "--email", f"{name}@example.com"),
+            env={"DJANGO_SUPERUSER_PASSWORD": password},
+        )
 
     def enrollment_key(self, label: str = "") -> str:
         return self.cli("enrollkey", "--label", label).strip().splitlines()[-1]

@@ -83,11 +83,9 @@ def run(loop: qasync.QEventLoop, qtbot: Any) -> Callable[..., Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(
-        tmp_path_factory.mktemp("ui-server"), env={"DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD}
-    )
+    process = ServerProcess(tmp_path_factory.mktemp("ui-server"))
     process.cli("proxyuser", USER, "--password", PASSWORD)
-    process.cli("createsuperuser", "--noinput", "--username", ADMIN, "--email", "a@example.com")
+    process.create_admin(ADMIN, ADMIN_PASSWORD)
     process.start()
     yield process
     process.terminate()
