@@ -186,8 +186,12 @@ class SocketLink(asyncio.Protocol):
         self.received += len(data)
         transport = self.transport
         if transport is None or transport.is_closing():
-            self.mux.conn.consumed(self.sid, len(data))
+            self.mux.conn.consumed(self.sid, len(data))  # nobody to take it: credit back at once
             return
+        self._deliver(transport, data)
+
+    def _deliver(self, transport: asyncio.Transport, data: bytes | memoryview) -> None:
+        """Write stream data to the socket; its credit goes back once the socket took it."""
         transport.write(data)
         if self._writing_paused:
             self._unacked += len(data)

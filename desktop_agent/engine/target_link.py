@@ -87,12 +87,8 @@ class TargetLink(SocketLink):
 
     # -------------------------------------------------------- server → target
 
-    def on_data(self, data: bytes | memoryview) -> None:
-        self.received += len(data)
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            self.mux.conn.consumed(self.sid, len(data))
-            return
+    def _deliver(self, transport: asyncio.Transport, data: bytes | memoryview) -> None:
+        """Write through the upload throttle; credit goes back as the target takes bytes."""
         up = self.bandwidth.up
         piece = up.quantum or len(data)
         if not self._unwritten and not up.blocked and len(data) <= piece:
