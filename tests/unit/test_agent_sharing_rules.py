@@ -25,21 +25,11 @@ from desktop_agent.engine.client import AgentEngine, Problem, Status
 from desktop_agent.engine.config import AgentConfig
 from desktop_agent.engine.owner_rules import OwnerRules, PauseReason, Schedule
 from desktop_agent.engine.relay import BLOCKED_BY_OWNER
+from tests.support.clock import Clock
 from tests.support.target import free_port
 
 TZ = dt.timezone(dt.timedelta(hours=2))
 QUICK = 5.0
-
-
-class Clock:
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
 
 
 class MemoryCredentials:

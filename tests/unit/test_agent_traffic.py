@@ -10,21 +10,9 @@ from pathlib import Path
 import pytest
 
 from desktop_agent.engine.traffic import TRAFFIC_FILE, Destination, RateSample, TrafficMeter
+from tests.support.clock import Clock
 
 TZ = dt.timezone(dt.timedelta(hours=1))
-
-
-class Clock:
-    """A local clock the test moves by hand."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
 
 
 @pytest.fixture
