@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import wire
 from server.config import ServerConfig
+from tunnel import Mux
 
 if TYPE_CHECKING:
+    from server.hub import AgentSession
     from server.live import Live
 
 
@@ -25,6 +28,26 @@ class Outbox:
 
     async def close(self, code: int, reason: str) -> None:
         self.closes.append((code, reason))
+
+
+def agent_session(
+    agent_id: int, name: str, exit_ip: str, outbox: Outbox | None = None, **fields: Any
+) -> AgentSession:
+    """An agent's session as the agent endpoint registers it; its mux writes into ``outbox``.
+
+    ``fields`` are further :class:`AgentSession` fields (``max_streams`` is 8 unless given).
+    """
+    from server.hub import AgentSession
+
+    outbox = outbox or Outbox()
+    return AgentSession(
+        agent_id=agent_id,
+        name=name,
+        exit_ip=exit_ip,
+        mux=Mux(wire.Connection(wire.Role.SERVER), outbox.send),
+        close=outbox.close,
+        **{"max_streams": 8, **fields},
+    )
 
 
 @contextlib.asynccontextmanager

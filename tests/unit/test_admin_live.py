@@ -18,8 +18,7 @@ import pytest
 import wire
 from server.config import ServerConfig
 from tests.support.pages import row, text
-from tests.support.server_state import Outbox, installed_live
-from tunnel import Mux
+from tests.support.server_state import Outbox, agent_session, installed_live
 
 if TYPE_CHECKING:
     from django.test import Client
@@ -60,17 +59,8 @@ def go_online(
     running: Live, agent: Agent, exit_ip: str = "198.51.100.1", owner_paused: bool = False
 ) -> tuple[AgentSession, Outbox]:
     """Register a session for ``agent`` as the agent endpoint does."""
-    from server.hub import AgentSession
-
     outbox = Outbox()
-    session = AgentSession(
-        agent_id=agent.pk,
-        name=agent.name,
-        exit_ip=exit_ip,
-        mux=Mux(wire.Connection(wire.Role.SERVER), outbox.send),
-        close=outbox.close,
-        max_streams=8,
-    )
+    session = agent_session(agent.pk, agent.name, exit_ip, outbox)
     session.set_paused(owner_paused)
     session.set_admin_paused(agent.paused_by_admin)
     running.hub.register(session)

@@ -17,10 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from asgiref.sync import sync_to_async
 
-import wire
 from server.config import ServerConfig
-from tests.support.server_state import installed_live
-from tunnel import Mux
+from tests.support.server_state import agent_session, installed_live
 
 if TYPE_CHECKING:
     from django.test import AsyncClient
@@ -171,19 +169,10 @@ async def test_agents_offline_show_their_last_exit_ip_and_revoked_ones_are_not_l
 
 
 async def test_agents_online_show_their_live_exit_ip_and_pause(client: AsyncClient, running: Live):
-    from server.hub import AgentSession
-
     _, token = await make_user()
     sharing, owner_paused = await make_agent(last_exit_ip="203.0.113.1"), await make_agent()
     for agent, paused in ((sharing, False), (owner_paused, True)):
-        session = AgentSession(
-            agent_id=agent.pk,
-            name=agent.name,
-            exit_ip="198.51.100.7",
-            mux=Mux(wire.Connection(wire.Role.SERVER), _discard),
-            close=_close,
-            max_streams=8,
-        )
+        session = agent_session(agent.pk, agent.name, "198.51.100.7")
         session.set_paused(paused)
         running.hub.register(session)
     response = await client.get("/api/v1/agents", headers=bearer(token))
@@ -196,14 +185,6 @@ async def test_agents_online_show_their_live_exit_ip_and_pause(client: AsyncClie
     }
     assert agents[owner_paused.name]["online"] is True
     assert agents[owner_paused.name]["paused"] is True
-
-
-async def _discard(message: bytes | str) -> None:
-    pass
-
-
-async def _close(code: int, reason: str) -> None:
-    pass
 
 
 # ------------------------------------------------------------------ usage

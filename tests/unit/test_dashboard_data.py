@@ -19,9 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-import wire
-from tests.support.server_state import Outbox
-from tunnel import Mux
+from tests.support.server_state import agent_session
 
 if TYPE_CHECKING:
     from server.accounting import Accounting
@@ -61,18 +59,8 @@ def enrolled(name: str, **fields: Any) -> Agent:
 
 
 def online(hub: Hub, agent: Agent, exit_ip: str = "198.51.100.7", **facts: str) -> AgentSession:
-    from server.hub import AgentSession
-
-    outbox = Outbox()
-    session = AgentSession(
-        agent_id=agent.pk,
-        name=agent.name,
-        exit_ip=exit_ip,
-        mux=Mux(wire.Connection(wire.Role.SERVER), outbox.send),
-        close=outbox.close,
-        max_streams=8,
-        facts=dict(facts),
-        connected_at=NOW.timestamp() - 300,
+    session = agent_session(
+        agent.pk, agent.name, exit_ip, facts=dict(facts), connected_at=NOW.timestamp() - 300
     )
     hub.register(session)
     return session

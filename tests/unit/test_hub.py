@@ -13,8 +13,7 @@ import pytest
 import wire
 from server.hub import AgentSession, Hub, NoAgent
 from server.routing import Route
-from tests.support.server_state import Outbox
-from tunnel import Mux
+from tests.support.server_state import agent_session
 
 IP_A = "198.51.100.1"
 IP_B = "203.0.113.9"
@@ -24,14 +23,8 @@ PLAIN = Route(user="alice")
 def make_session(
     agent_id: int, exit_ip: str = IP_A, name: str | None = None, max_streams: int = 8
 ) -> AgentSession:
-    outbox = Outbox()
-    return AgentSession(
-        agent_id=agent_id,
-        name=name or f"office-pc-{agent_id}",
-        exit_ip=exit_ip,
-        mux=Mux(wire.Connection(wire.Role.SERVER), outbox.send),
-        close=outbox.close,
-        max_streams=max_streams,
+    return agent_session(
+        agent_id, name or f"office-pc-{agent_id}", exit_ip, max_streams=max_streams
     )
 
 
