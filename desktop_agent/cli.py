@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CIDR",
         help="let traffic reach this otherwise refused network (repeatable)",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="exitpool-agent.json from the admin page: server, enrollment key, name prefix",
+    )
     parser.add_argument("--config-dir", type=Path, help="where the credential is kept")
     parser.add_argument("--max-streams", type=int, help="connections carried at once")
     parser.add_argument("--connect-timeout", type=float, help="seconds to connect to a target")
@@ -42,8 +48,6 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if not args.headless:
         sys.exit(run_tray(args))
-    if not args.server:
-        sys.exit("exitpool-agent: --server URL is required")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -80,7 +84,25 @@ def has_screen() -> bool:
 
 def run_headless(args: argparse.Namespace) -> int:
     from desktop_agent.engine.client import AgentEngine
-    from desktop_agent.engine.config import AgentConfig
+    from desktop_agent.engine.config import AgentConfig, default_config_dir
+    from desktop_agent.engine.preconfig import PreconfigError, locate
+
+    try:  # a server on the command line needs no search
+        preconfig = (
+            locate(args.config, args.config_dir or default_config_dir())
+            if args.config is not None or not args.server
+            else None
+        )
+    except PreconfigError as exc:
+        print(f"exitpool-agent: {exc}", file=sys.stderr)
+        return 2
+    server = args.server or (preconfig.server if preconfig else "")
+    if not server:
+        print(
+            "exitpool-agent: --server URL is required (or --config exitpool-agent.json)",
+            file=sys.stderr,
+        )
+        return 2
 
     overrides = {
         key: value
@@ -93,9 +115,9 @@ def run_headless(args: argparse.Namespace) -> int:
     }
     try:
         config = AgentConfig(
-            server_url=args.server,
-            enrollment_key=args.key,
-            name=args.name,
+            server_url=server,
+            enrollment_key=args.key or (preconfig.enrollment_key if preconfig else None),
+            name=args.name or (preconfig.agent_name() if preconfig else ""),
             source_address=args.source_address,
             allowed_networks=tuple(args.allow_network),
             **overrides,

@@ -24,6 +24,7 @@ from PySide6.QtNetwork import QNetworkInformation
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from desktop_agent.engine.config import default_config_dir
+from desktop_agent.engine.preconfig import PreconfigError, locate
 from desktop_agent.ui.about import AboutDialog
 from desktop_agent.ui.actions import AgentActions
 from desktop_agent.ui.autostart import Autostart, agent_command
@@ -74,8 +75,11 @@ class TrayApp:
         autostart: Autostart,
         log_file: Path,
         use_tray: bool | None = None,
+        preconfigured_from: Path | None = None,
     ) -> None:
         self.controller = controller
+        self.preconfigured_from = preconfigured_from
+        """IT's ``exitpool-agent.json``: its settings wait for the owner's yes in the welcome."""
         self.autostart = autostart
         self.log_file = log_file
         self.actions = AgentActions(
@@ -108,7 +112,7 @@ class TrayApp:
         self.timer.start()
         if self.status_window is not None:
             _raise(self.status_window)
-        if self.controller.settings.configured:
+        if self.controller.settings.configured and self.preconfigured_from is None:
             self.controller.start()
         else:
             self.show_welcome()
@@ -193,7 +197,9 @@ class TrayApp:
         if self.welcome is not None and self.welcome.isVisible():
             _raise(self.welcome)
             return
-        self.welcome = WelcomeDialog(copy.deepcopy(self.controller.settings))
+        self.welcome = WelcomeDialog(
+            copy.deepcopy(self.controller.settings), filled_from=self.preconfigured_from
+        )
         self.welcome.accepted.connect(self._welcomed)
         _raise(self.welcome)
 
@@ -223,10 +229,11 @@ def run_app(args: argparse.Namespace) -> int:
         return 0
     store = settings_store(config_dir)
     settings = AgentSettings.load(store)
-    if not settings.configured:  # IT may pass the server and key on the command line
-        settings.server_url = args.server or ""
-        settings.enrollment_key = args.key or ""
-        settings.name = args.name or ""
+    try:
+        preconfigured_from = prefill_first_run(settings, args, config_dir)
+    except PreconfigError as exc:
+        print(f"exitpool-agent: {exc}", file=sys.stderr)
+        return 2
     engine_options = {
         key: value
         for key, value in {
@@ -241,7 +248,12 @@ def run_app(args: argparse.Namespace) -> int:
     )
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
-    app = TrayApp(controller, Autostart(agent_command()), log_file)
+    app = TrayApp(
+        controller,
+        Autostart(agent_command()),
+        log_file,
+        preconfigured_from=preconfigured_from,
+    )
     single.activated.connect(app.bring_forward)
     _quit_on_signals(app, loop)
     log.info("tray app started (settings in %s, log in %s)", store.fileName(), log_file)
@@ -252,6 +264,24 @@ def run_app(args: argparse.Namespace) -> int:
     del app, controller
     qapp.shutdown()  # Qt objects go before the interpreter, not during its teardown
     return 0
+
+
+def prefill_first_run(
+    settings: AgentSettings, args: argparse.Namespace, config_dir: Path
+) -> Path | None:
+    """Fill a PC's first settings from what IT gave: the command line, else IT's file.
+
+    Returns the file used, so the welcome dialog can say where its answers came
+    from; a PC that already joined keeps its own settings and reads no file.
+    """
+    if settings.configured:
+        return None
+    asked = args.config is not None or not args.server
+    found = locate(args.config, config_dir, include_downloads=True) if asked else None
+    settings.server_url = args.server or (found.server if found else "")
+    settings.enrollment_key = args.key or (found.enrollment_key if found else "")
+    settings.name = args.name or (found.agent_name() if found else "")
+    return found.source if found else None
 
 
 def _quit_on_signals(app: TrayApp, loop: asyncio.AbstractEventLoop) -> None:

@@ -5,7 +5,10 @@
   ``Software\\Microsoft\\Windows\\CurrentVersion\\Run`` key.
 - macOS: ``~/Library/LaunchAgents/com.exitpool.agent.plist``.
 
-All three are per-user and need no administrator rights. The registry sits
+All three are per-user and need no administrator rights. The Linux package
+also starts the agent for every user from ``/etc/xdg/autostart``; there a
+user's "off" is a ``Hidden=true`` file of the same name in their own folder,
+and "on" removes that file. The registry sits
 behind the small ``RunKey`` protocol so tests on any OS can use an in-memory
 one; the real one imports ``winreg`` only when used. This module never imports
 Qt.
@@ -101,6 +104,7 @@ class Autostart:
         system: str | None = None,
         home: Path | None = None,
         registry: RunKey | None = None,
+        xdg_config_dirs: list[Path] | None = None,
     ) -> None:
         if not command:
             raise ValueError("the autostart command is empty")
@@ -111,6 +115,9 @@ class Autostart:
         )
         self.home = home if home is not None else Path.home()
         self._registry = registry
+        self.xdg_config_dirs = (
+            xdg_config_dirs if xdg_config_dirs is not None else _xdg_config_dirs()
+        )
 
     @property
     def path(self) -> Path:
@@ -120,6 +127,22 @@ class Autostart:
         config = os.environ.get("XDG_CONFIG_HOME", "")
         base = Path(config) if os.path.isabs(config) else self.home / ".config"
         return base / "autostart" / DESKTOP_FILE
+
+    @property
+    def system_entry(self) -> Path | None:
+        """The all-users entry a package installed (``/etc/xdg/autostart``), if any.
+
+        The .deb starts the agent for everyone this way; a user turns it off
+        with a ``Hidden=true`` file of the same name in their own autostart
+        folder, which the freedesktop spec lets win over the system one.
+        """
+        if self.kind != "xdg":
+            return None
+        for folder in self.xdg_config_dirs:
+            entry = folder / "autostart" / DESKTOP_FILE
+            if entry.is_file():
+                return entry
+        return None
 
     @property
     def registry(self) -> RunKey:
@@ -137,8 +160,10 @@ class Autostart:
             except (OSError, plistlib.InvalidFileException, ValueError):
                 return False
             return isinstance(plist, dict) and not plist.get("Disabled", False)
+        system = self.system_entry
+        path = self.path if self.path.exists() or system is None else system
         try:
-            entry = _desktop_entry_keys(self.path.read_text(encoding="utf-8"))
+            entry = _desktop_entry_keys(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             return False
         return (
@@ -160,19 +185,27 @@ class Autostart:
                     "ProcessType": "Interactive",
                 }
             )
+        elif self.system_entry is not None:  # the package's entry starts it: drop the opt-out
+            self.path.unlink(missing_ok=True)
+            return
         else:
             content = desktop_entry(self.command).encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, self.path)
+        self._write(content)
 
     def disable(self) -> None:
         """Stop starting at login; nothing happens when it was not enabled."""
         if self.kind == "windows":
             self.registry.delete(APP_NAME)
+        elif self.system_entry is not None:
+            self._write(desktop_entry(self.command, hidden=True).encode("utf-8"))
         else:
             self.path.unlink(missing_ok=True)
+
+    def _write(self, content: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, self.path)
 
     def where(self) -> str:
         """What ``enable`` writes, in words for the settings dialog's tooltip."""
@@ -180,11 +213,14 @@ class Autostart:
             return f'the "{APP_NAME}" value in HKEY_CURRENT_USER\\{RUN_KEY_PATH}'
         if self.kind == "macos":
             return f"the login item {self.path}"
+        system = self.system_entry
+        if system is not None:
+            return f"the autostart entry {system}, turned off for you by {self.path}"
         return f"the autostart entry {self.path}"
 
 
-def desktop_entry(command: list[str]) -> str:
-    """The freedesktop autostart file that runs ``command``."""
+def desktop_entry(command: list[str], hidden: bool = False) -> str:
+    """The freedesktop autostart file that runs ``command`` (``hidden``: the user's opt-out)."""
     exec_line = " ".join(exec_argument(argument) for argument in command)
     return (
         "[Desktop Entry]\n"
@@ -194,7 +230,8 @@ def desktop_entry(command: list[str]) -> str:
         f"Exec={exec_line}\n"
         "Icon=exitpool-agent\n"
         "Terminal=false\n"
-        "X-GNOME-Autostart-enabled=true\n"
+        f"X-GNOME-Autostart-enabled={'false' if hidden else 'true'}\n"
+        + ("Hidden=true\n" if hidden else "")
     )
 
 
@@ -226,6 +263,12 @@ def agent_command() -> list[str]:
         if (scripts / name).is_file():
             return [str(scripts / name)]
     return [sys.executable, "-m", "desktop_agent.cli"]
+
+
+def _xdg_config_dirs() -> list[Path]:
+    """``$XDG_CONFIG_DIRS`` (default ``/etc/xdg``): where all-users autostart entries live."""
+    value = os.environ.get("XDG_CONFIG_DIRS", "") or "/etc/xdg"
+    return [Path(part) for part in value.split(":") if os.path.isabs(part)]
 
 
 def _desktop_entry_keys(text: str) -> dict[str, str]:

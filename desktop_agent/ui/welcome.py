@@ -9,7 +9,9 @@ and press "Start sharing".
 
 from __future__ import annotations
 
+import html
 import socket
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -47,7 +49,12 @@ way: only public internet addresses.</li>
 
 
 class WelcomeDialog(QDialog):
-    def __init__(self, settings: AgentSettings, autostart_default: bool = True) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        autostart_default: bool = True,
+        filled_from: Path | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.setWindowTitle("Welcome to Exitpool")
@@ -68,6 +75,14 @@ class WelcomeDialog(QDialog):
         form.addRow("Enrollment key", self.enrollment_key)
         form.addRow("This PC's name", self.name)
         form.addRow(self.start_at_login)
+        self.filled_from = QLabel()
+        if filled_from is not None:
+            self.filled_from.setText(
+                f"Filled in by your IT department (from <code>{html.escape(str(filled_from))}"
+                "</code>). Press <b>Start sharing</b> if you agree."
+            )
+            self.filled_from.setWordWrap(True)
+            form.addRow(self.filled_from)
         self.problem = QLabel()
         self.problem.setStyleSheet("color: #b3261e;")
         self.problem.setWordWrap(True)

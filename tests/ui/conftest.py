@@ -113,6 +113,7 @@ def target() -> Iterator[TargetProcess]:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The owner's config folder, and a home of their own for the autostart file."""
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg"))  # no all-users entry
     (tmp_path / "config").mkdir()
     return tmp_path
 

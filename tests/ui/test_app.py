@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +15,15 @@ import pytest
 from PySide6.QtWidgets import QLabel
 
 from desktop_agent import __version__
+from desktop_agent.cli import build_parser
+from desktop_agent.engine import preconfig
 from desktop_agent.engine.owner_rules import PauseReason
+from desktop_agent.engine.preconfig import PreconfigError
 from desktop_agent.engine.problems import Problem
 from desktop_agent.engine.state import AgentState
 from desktop_agent.ui.about import AboutDialog
-from desktop_agent.ui.app import settings_store
+from desktop_agent.ui.app import TrayApp, prefill_first_run, settings_store
+from desktop_agent.ui.autostart import Autostart
 from desktop_agent.ui.controller import AgentController
 from desktop_agent.ui.credentials import FileStore
 from desktop_agent.ui.logs import LOG_BACKUPS, LOG_FILE, LOG_FILE_BYTES, setup_logging
@@ -54,6 +60,62 @@ def test_a_first_run_opens_the_welcome_dialog_and_joining_starts_sharing(
     assert saved.name == "ui-welcome"
     qtbot.waitUntil(lambda: AgentSettings.load(controller.store).enrollment_key == "")
     assert controller.credentials.get(server.ws_url)
+
+
+def test_a_pc_preconfigured_by_it_only_asks_its_owner_to_agree(
+    home: Path,
+    server: ServerProcess,
+    key: str,
+    qtbot: Any,
+    loop: Any,
+    stop_all: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(preconfig.platformdirs, "user_downloads_dir", lambda: str(home / "dl"))
+    (home / "dl").mkdir()
+    file = home / "dl" / "exitpool-agent.json"
+    file.write_text(
+        json.dumps({"server": server.ws_url, "enrollment_key": key, "name_prefix": "office-"})
+    )
+    settings = AgentSettings()
+    args = build_parser().parse_args(["--config-dir", str(home / "config")])
+    assert prefill_first_run(settings, args, home / "config") == file
+    controller = make_controller(home, settings)
+    stop_all.append(controller)
+    app = TrayApp(
+        controller,
+        Autostart(["exitpool-agent"], system="Linux", home=home),
+        home / "agent.log",
+        preconfigured_from=file,
+    )
+
+    app.start()
+
+    welcome = app.welcome
+    assert welcome is not None and welcome.isVisible()
+    assert controller.engine is None  # nothing is shared before the owner agrees
+    assert str(file) in welcome.filled_from.text()
+    assert welcome.server_url.text() == server.ws_url
+    assert welcome.name.text() == f"office-{socket.gethostname()}"
+    welcome.start_button.click()
+    qtbot.waitUntil(lambda: online(controller), timeout=20_000)
+    assert AgentSettings.load(controller.store).name == f"office-{socket.gethostname()}"
+
+
+def test_a_pc_that_joined_reads_no_preconfiguration(home: Path) -> None:
+    (home / "config" / "exitpool-agent.json").write_text("{broken")
+    settings = AgentSettings(server_url="wss://ep.example.com/ws/agent", name="mine")
+    args = build_parser().parse_args([])
+    assert prefill_first_run(settings, args, home / "config") is None
+    assert settings.name == "mine"
+
+
+def test_a_broken_preconfiguration_passed_by_it_is_refused_with_its_reason(home: Path) -> None:
+    bad = home / "bad.json"
+    bad.write_text('{"server": "ftp://x", "enrollment_key": "k"}')
+    args = build_parser().parse_args(["--config", str(bad)])
+    with pytest.raises(PreconfigError, match="server URL must be"):
+        prefill_first_run(AgentSettings(), args, home / "config")
 
 
 def test_the_welcome_dialog_insists_on_a_server_and_a_key(

@@ -42,8 +42,18 @@ class MemoryRunKey:
 
 
 @pytest.fixture(autouse=True)
-def no_xdg_config_home(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_xdg_config_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """This machine's own ``/etc/xdg`` never leaks in: no system entry unless a test makes one."""
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "no-system-config"))
+
+
+def system_entry(tmp_path: Path) -> Path:
+    """The entry the .deb installs in ``/etc/xdg/autostart``, under a temporary root."""
+    entry = tmp_path / "etc" / "xdg" / "autostart" / "exitpool-agent.desktop"
+    entry.parent.mkdir(parents=True)
+    entry.write_text(desktop_entry(["/opt/exitpool-agent/exitpool-agent"]))
+    return entry
 
 
 def test_it_writes_a_freedesktop_autostart_file_and_removes_it(tmp_path: Path) -> None:
@@ -60,6 +70,34 @@ def test_it_writes_a_freedesktop_autostart_file_and_removes_it(tmp_path: Path) -
     autostart.disable()
     assert not path.exists()
     assert not autostart.is_enabled()
+
+
+def test_it_turns_the_packages_all_users_entry_off_for_one_user_only(tmp_path: Path) -> None:
+    entry = system_entry(tmp_path)
+    home = tmp_path / "home"
+    autostart = Autostart(COMMAND, system="Linux", home=home, xdg_config_dirs=[entry.parents[1]])
+    assert autostart.system_entry == entry
+    assert autostart.is_enabled()  # installed means started at login
+    autostart.disable()
+    opt_out = home / ".config" / "autostart" / "exitpool-agent.desktop"
+    assert "Hidden=true\n" in opt_out.read_text()
+    assert not autostart.is_enabled()
+    assert entry.exists()  # the package's file is not the user's to delete
+    assert autostart.where() == f"the autostart entry {entry}, turned off for you by {opt_out}"
+    autostart.enable()
+    assert not opt_out.exists()  # no second entry: the package's one starts it
+    assert autostart.is_enabled()
+
+
+def test_it_reads_xdg_config_dirs_for_the_all_users_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = system_entry(tmp_path)
+    monkeypatch.setenv(
+        "XDG_CONFIG_DIRS", f"relative/ignored:{tmp_path / 'none'}:{entry.parents[1]}"
+    )
+    assert Autostart(COMMAND, system="Linux", home=tmp_path).system_entry == entry
+    assert Autostart(COMMAND, system="Darwin", home=tmp_path).system_entry is None
 
 
 def test_it_follows_xdg_config_home_when_it_is_absolute(
@@ -110,6 +148,9 @@ def test_it_writes_an_autostart_file_that_desktop_file_validate_accepts(tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
+    path.write_text(desktop_entry(["/opt/exitpool-agent/exitpool-agent"], hidden=True))
+    result = subprocess.run(["desktop-file-validate", str(path)], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, ""), result.stdout + result.stderr
 
 
 def test_it_writes_the_windows_run_key_and_deletes_it() -> None:
