@@ -19,12 +19,13 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
+import operator
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 
 from server import metrics
@@ -366,16 +367,7 @@ def _write(batch: Pending, prune_before: dt.datetime | None) -> None:
         agents = _existing(
             Agent, {r["agent_id"] for r in batch.rows} | {a for a, _ in batch.agents}
         )
-        RequestLog.objects.bulk_create(
-            RequestLog(
-                **{
-                    **row,
-                    "user_id": row["user_id"] if row["user_id"] in users else None,
-                    "agent_id": row["agent_id"] if row["agent_id"] in agents else None,
-                }
-            )
-            for row in batch.rows
-        )
+        _insert_rows(RequestLog, batch.rows, users, agents)
         for (user_id, month), usage in batch.users.items():
             if user_id in users:
                 _add_to(
@@ -408,6 +400,42 @@ def _write(batch: Pending, prune_before: dt.datetime | None) -> None:
         TrafficMinute.objects.filter(minute__lt=prune_before).delete()
         if deleted:
             log.info("pruned %d request-log rows older than %s", deleted, prune_before)
+
+
+def _insert_rows(
+    model: type[models.Model], rows: list[dict[str, Any]], users: set[int], agents: set[int]
+) -> None:
+    """Insert request-log rows with one ``executemany``: no model instance per row.
+
+    ``bulk_create`` builds an instance per row and runs every field's
+    conversion on it; on the flush thread, which holds the GIL, that took CPU
+    from the event loop (~11% of the server under connection load). The rows
+    hold plain values already; only the time needs the backend's form.
+    """
+    if not rows:
+        return
+    names = list(rows[0])  # every row comes from Accounting.end: the same keys
+    columns = {field.attname: str(field.column) for field in model._meta.concrete_fields}
+    take = operator.itemgetter(*names)
+    time_at, user_at, agent_at = (names.index(n) for n in ("time", "user_id", "agent_id"))
+    ops = connection.ops
+    quote = ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        quote(model._meta.db_table),
+        ", ".join(quote(columns[name]) for name in names),
+        ", ".join(["%s"] * len(names)),
+    )
+    values = []
+    for row in rows:
+        value = list(take(row))
+        value[time_at] = ops.adapt_datetimefield_value(value[time_at])
+        if value[user_at] not in users:
+            value[user_at] = None
+        if value[agent_at] not in agents:
+            value[agent_at] = None
+        values.append(value)
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, values)
 
 
 def _existing(model: type[models.Model], ids: set[int | None]) -> set[int]:

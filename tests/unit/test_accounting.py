@@ -230,3 +230,21 @@ def test_a_batch_that_could_not_be_written_is_merged_back_whole() -> None:
     assert newer.users[(1, day)] == Usage(11, 21, 2)
     assert newer.agents[(2, day)] == Usage(1, 2, 3)
     assert newer.minutes[when] == Minute(6, 7, 8, 9)
+
+
+async def test_a_flushed_row_reads_back_with_every_value_and_its_exact_time(
+    accounting: Accounting, user: ProxyUser, agent: Agent
+) -> None:
+    from server.fleet.models import RequestLog
+
+    one = flow(kind="http", host="every.test", port=8080)
+    await accounting.admit(one, identity(user))
+    one.carried_by(agent.pk, agent.name)
+    one.add_bytes(7, 70)
+    accounting.end(one, 504, "target-timeout")
+    queued = dict(accounting.pending.rows[0])
+    await accounting.flush()
+
+    row = await sync_to_async(RequestLog.objects.get)(host="every.test")
+    assert {name: getattr(row, name) for name in queued} == queued
+    assert row.time == dt.datetime.fromtimestamp(one.started, dt.UTC)
