@@ -1,0 +1,1 @@
+"""The Linux package of the agent (a .deb built with dpkg-deb)."""
