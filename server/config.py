@@ -13,6 +13,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
+from exitpool import __version__
+
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("EXITPOOL_DATA_DIR", "var")).resolve()
@@ -84,6 +88,9 @@ class ServerConfig:
     """If set, ``/metrics`` requires ``Authorization: Bearer <token>``."""
     trusted_proxies: str = ""
     """Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed."""
+    min_agent_version: str = __version__
+    """Agents older than this are flagged in the admin (and logged when they connect), so
+    IT knows which PCs need the new installer; they keep working."""
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -92,6 +99,12 @@ class ServerConfig:
                 raise ValueError(f"{field.name} must be a finite number >= 0, not {value!r}")
         split_host_port(self.http)
         split_host_port(self.proxy)
+        try:
+            Version(self.min_agent_version)
+        except InvalidVersion:
+            raise ValueError(
+                f"min_agent_version must be a version like 0.2.0, not {self.min_agent_version!r}"
+            ) from None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServerConfig:

@@ -33,7 +33,7 @@ from django.views.decorators.http import require_POST
 
 from server import agent_control, live
 from server.config import ServerConfig
-from server.fleet import live_state, shown_once
+from server.fleet import live_state, office_pcs, shown_once, versions
 from server.fleet.admin_filters import ConnectionFilter, ExitIPFilter, PausedFilter
 from server.fleet.admin_forms import EnrollmentKeyAddForm, ProxyUserAddForm, new_password
 from server.fleet.live_state import AgentLive
@@ -197,8 +197,45 @@ class AgentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return _up_down(agent.total_up, agent.total_down)
 
     @admin.display(description="OS · version", ordering="os")
-    def software(self, agent: Agent) -> str:
-        return " · ".join(part for part in (agent.os, agent.agent_version) if part) or "—"
+    def software(self, agent: Agent) -> SafeString:
+        text = " · ".join(part for part in (agent.os, agent.agent_version) if part) or "—"
+        least = versions.minimum()
+        if not versions.is_outdated(agent.agent_version, least):
+            return format_html("{}", text)
+        return format_html(
+            '{}<br><span class="ep-outdated" title="older than {}, the minimum this server '
+            'asks for">⚠ needs the new installer</span>',
+            text,
+            least,
+        )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Say up front how many PCs run an agent older than the server's minimum."""
+        least = versions.minimum()
+        running = (
+            Agent.objects.filter(revoked_at__isnull=True)
+            .values_list("agent_version")
+            .annotate(agents=Count("id"))
+        )
+        outdated = versions.count_outdated(running, least)
+        if outdated and request.method == "GET":
+            self.message_user(
+                request,
+                format_html(
+                    "{} {} older than {}, the minimum this server asks for: give {} the "
+                    'new installer from <a href="{}">Add office PCs</a> (they keep working '
+                    "meanwhile).",
+                    _plural(outdated, "agent"),
+                    "runs a version" if outdated == 1 else "run versions",
+                    least,
+                    "it" if outdated == 1 else "them",
+                    reverse("admin:fleet_enrollmentkey_office_pcs"),
+                ),
+                messages.WARNING,
+            )
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="request log")
     def requests(self, agent: Agent) -> SafeString:
@@ -535,6 +572,29 @@ class EnrollmentKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_fields(self, request: HttpRequest, obj: EnrollmentKey | None = None) -> Any:
         return ["label", "expires_at"] if obj is None else self.fields
 
+    def get_urls(self) -> list[URLPattern]:
+        def view(function: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+            return self.admin_site.admin_view(functools.partial(function, model_admin=self))
+
+        return [
+            path(
+                "office-pcs/",
+                view(office_pcs.add_office_pcs),
+                name="fleet_enrollmentkey_office_pcs",
+            ),
+            path(
+                "office-pcs/download/",
+                view(office_pcs.download_preconfig),
+                name="fleet_enrollmentkey_office_pcs_download",
+            ),
+            path(
+                "office-pcs/installers/<str:name>",
+                view(office_pcs.download_installer),
+                name="fleet_enrollmentkey_office_pcs_installer",
+            ),
+            *super().get_urls(),
+        ]
+
     def get_form(
         self,
         request: HttpRequest,
@@ -580,8 +640,7 @@ class EnrollmentKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self, request: HttpRequest, obj: EnrollmentKey, post_url_continue: str | None = None
     ) -> HttpResponse:
         raw: str = shown_once.take(request)
-        scheme = "wss" if request.is_secure() else "ws"
-        server = f"{scheme}://{request.get_host()}/ws/agent"
+        server = office_pcs.agent_url(request)
         command = f"exitpool-agent --headless --server {server} --key {raw}"
         section = shown_once.Section(
             obj.label or obj.prefix,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -10,7 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from server.fleet import versions
 from server.fleet.tokens import new_token, token_hash
+
+log = logging.getLogger(__name__)
 
 ROUTE_OPTIONS = re.compile(r"-(session|agent)-")
 
@@ -175,6 +179,14 @@ class Agent(models.Model):
         self.os = str(facts.get("os", self.os))[:100]
         self.agent_version = str(facts.get("agent_version", self.agent_version))[:40]
         self.save(update_fields=["last_seen", "last_exit_ip", "os", "agent_version"])
+        least = versions.minimum()
+        if versions.is_outdated(self.agent_version, least):
+            log.warning(
+                "agent %s runs version %s, older than the minimum %s: give it the new installer",
+                self.name,
+                self.agent_version,
+                least,
+            )
 
     def record_seen(self) -> None:
         type(self).objects.filter(pk=self.pk).update(last_seen=timezone.now())

@@ -80,7 +80,7 @@ def test_it_names_each_variable_after_its_field() -> None:
         default = getattr(ServerConfig(), field.name)
         raw = "1.0" if isinstance(default, float) else "1"
         if isinstance(default, str):
-            raw = "127.0.0.1:1"
+            raw = "9.9" if field.name == "min_agent_version" else "127.0.0.1:1"
 
         config = ServerConfig.from_env({f"EXITPOOL_{field.name.upper()}": raw})
 
