@@ -7,13 +7,18 @@ PIP    := $(BIN)/pip install --disable-pip-version-check -q
 EDITABLE := --config-settings editable_mode=compat
 ARGS   ?=
 # Debian packages the browser tests drive, nginx for the deploy test, ss (iproute2) for the fault suite.
-DEB_PACKAGES := chromium chromium-driver xvfb nginx iproute2
+# desktop-file-utils checks the .deb's menu and autostart entries.
+DEB_PACKAGES := chromium chromium-driver xvfb nginx iproute2 desktop-file-utils
 # What the tray app needs to draw on Xvfb (tests run offscreen and need none of it).
 SCREENSHOT_PACKAGES := xvfb trayer fonts-dejavu-core libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-randr0
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck unit integration deb-packages screenshots screenshot-packages screenshots-dashboard clean bench
+# The installers are built from a venv of their own holding only what the agent needs, so
+# nothing of the server or the test tools ends up in the bundle.
+INSTALLER_VENV := .venv-installer
+
+.PHONY: run test lint typecheck unit integration deb-packages screenshots screenshot-packages screenshots-dashboard clean bench installer
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +36,18 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.server
 	$(BIN)/exitpool-server run $(ARGS)
 
-## Set up and run everything CI runs: lint, type checks, unit and integration tests.
-test: deb-packages lint typecheck
-	$(BIN)/pytest
+$(INSTALLER_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(INSTALLER_VENV)
+	$(INSTALLER_VENV)/bin/pip install --disable-pip-version-check -q -e '.[desktop,installer]' $(EDITABLE)
+	touch $@
+
+## Set up and run everything CI runs: lint, type checks, unit, integration and installer tests.
+test: deb-packages lint typecheck $(INSTALLER_VENV)/.installed
+	EXITPOOL_INSTALLER_PYTHON=$(CURDIR)/$(INSTALLER_VENV)/bin/python $(BIN)/pytest
+
+## Build the agent's installers this OS can build into dist/ (Linux: the bundle and a .deb).
+installer: $(INSTALLER_VENV)/.installed
+	$(INSTALLER_VENV)/bin/python -m installer build $(ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -41,11 +55,11 @@ lint: $(VENV)/.dev
 
 # mypy's Django plugin loads the settings: give it a throwaway data dir.
 typecheck: $(VENV)/.dev
-	EXITPOOL_DATA_DIR=$(VENV)/typecheck-data $(BIN)/mypy wire tunnel server desktop_agent resources/build_icons.py
+	EXITPOOL_DATA_DIR=$(VENV)/typecheck-data $(BIN)/mypy exitpool wire tunnel server desktop_agent installer resources/build_icons.py
 
 ## Install headless Chromium, its driver, Xvfb and nginx (for the deploy test) with apt-get, unless there.
 deb-packages:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v xvfb-run >/dev/null && [ -x /usr/sbin/nginx ] && command -v ss >/dev/null \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v xvfb-run >/dev/null && [ -x /usr/sbin/nginx ] && command -v ss >/dev/null && command -v desktop-file-validate >/dev/null \
 	|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(DEB_PACKAGES); }
 
 ## Retake docs/screenshots/tray-*.png: the real tray app under Xvfb, with trayer as its tray.
@@ -78,4 +92,4 @@ integration: $(VENV)/.dev
 	$(BIN)/pytest tests/integration
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(INSTALLER_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build
