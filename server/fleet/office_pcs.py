@@ -73,7 +73,9 @@ class Installer:
 
 
 def agent_url(request: HttpRequest) -> str:
-    """The agents' WebSocket URL as this admin's browser reaches the server."""
+    """The agents' WebSocket URL: ``EXITPOOL_PUBLIC_URL``'s, else as this browser reached us."""
+    if settings.PUBLIC_URL:
+        return "ws" + settings.PUBLIC_URL.removeprefix("http") + "/ws/agent"
     scheme = "wss" if request.is_secure() else "ws"
     return f"{scheme}://{request.get_host()}/ws/agent"
 

@@ -103,6 +103,15 @@ def test_a_batch_gets_a_new_key_and_a_file_the_agent_accepts(
     assert found.agent_name("PC0142") == "berlin-PC0142"
 
 
+def test_the_public_url_wins_over_the_address_the_browser_used(
+    client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "PUBLIC_URL", "https://exitpool.example.com")
+    _page, raw = add_batch(client)
+    response = client.post(DOWNLOAD, {"key": raw})
+    assert json.loads(response.content)["server"] == "wss://exitpool.example.com/ws/agent"
+
+
 def test_the_page_and_the_agent_agree_on_the_file_name_and_prefix_length() -> None:
     from server.fleet import office_pcs
 
