@@ -27,6 +27,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.validators import RegexValidator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
@@ -148,6 +149,7 @@ def add_office_pcs(request: HttpRequest, model_admin: ModelAdmin) -> TemplateRes
         **model_admin.admin_site.each_context(request),
         "title": "Add office PCs",
         "opts": model_admin.model._meta,
+        "changelist_url": reverse("admin:fleet_enrollmentkey_changelist"),
         "form": form,
         "installers": installers,
         "installers_dir": installers_dir(),
