@@ -1,24 +1,24 @@
-"""``/ws/agent``: the agents' WebSocket, as a plain ASGI callable.
+"""``/ws/agent``: who may connect, the HELLO, and the session an admitted agent gets.
 
-Not a channels consumer: channels runs ``close_old_connections`` in a thread
-for every message, which caps a consumer near 5,000 frames/s, while daphne
-serves a plain callable at about 60,000 (DESIGN.md, principle 3). The
+What is decided here does not depend on how the WebSocket is carried (that is
+:mod:`server.agent_socket`): the handshake's credentials, the HELLO, the
+agent's row in the database, its multiplexer and its place in the hub. The
 database is touched only at the handshake, at HELLO and at disconnect.
 
 Handshake: ``Authorization: Bearer <credential>`` for an enrolled agent, or
 ``X-Exitpool-Enrollment-Key: <key>`` for a new one (exchanged for a credential
-sent back once in WELCOME). Anything else is refused before the WebSocket
-opens, which daphne answers with HTTP 403. With ``X-Exitpool-Check: 1`` the
-handshake is only a test (the agent's "Test connection"): accepted, then
-closed at once with 1000 "check ok" — no HELLO, no enrollment, no write.
+sent back once in WELCOME). Anything else is refused with HTTP 403 before the
+WebSocket opens. With ``X-Exitpool-Check: 1`` the handshake is only a test
+(the agent's "Test connection"): accepted, then closed at once with 1000
+"check ok" — no HELLO, no enrollment, no write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 
@@ -27,20 +27,16 @@ from server.config import ServerConfig
 from server.fleet.models import Agent, EnrollmentKey
 from server.hub import AgentSession, Hub
 from tunnel import Mux
+from tunnel.mux import SendMessage
 from wire import CloseCode, ProtocolError
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
+class Headers(Protocol):
+    """The handshake's request headers (case-insensitive names)."""
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1").strip()
-    return None
+    def get(self, key: str, /) -> str | None: ...
 
 
 def _authenticate(credential: str | None, key: str | None) -> Agent | EnrollmentKey | None:
@@ -62,8 +58,13 @@ def _admit(
     return found, None
 
 
+def is_check(headers: Headers) -> bool:
+    """The handshake is only the agent's "Test connection"."""
+    return (headers.get("X-Exitpool-Check") or "").strip() == "1"
+
+
 class AgentEndpoint:
-    """The ASGI callable serving one agent WebSocket per call."""
+    """Admission and sessions of the agents of one server process."""
 
     def __init__(self, hub: Hub, config: ServerConfig) -> None:
         self.hub = hub
@@ -74,16 +75,23 @@ class AgentEndpoint:
             max_message_size=config.max_ws_message,
             max_streams=config.max_streams_per_agent,
         )
+        self.tasks: set[asyncio.Task[Any]] = set()
+        """Work that outlives a socket's callbacks (database calls, closing a replaced agent)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (await receive())["type"] != "websocket.connect":
-            return
-        exit_ip = (scope.get("client") or ("unknown", 0))[0]
-        authorization = _header(scope, b"authorization") or ""
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``coroutine`` as a task that is kept until it ends."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def authenticate(self, headers: Headers, exit_ip: str) -> Agent | EnrollmentKey | None:
+        """The agent or enrollment key the handshake names; ``None`` (logged) to refuse it."""
+        authorization = (headers.get("Authorization") or "").strip()
         credential = (
             authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
         )
-        key = _header(scope, b"x-exitpool-enrollment-key")
+        key = (headers.get("X-Exitpool-Enrollment-Key") or "").strip() or None
         found = await sync_to_async(_authenticate)(credential, key)
         if found is None:
             log.warning(
@@ -95,67 +103,42 @@ class AgentEndpoint:
                 if key
                 else "no credential",
             )
-            await send({"type": "websocket.close", "code": CloseCode.UNAUTHORIZED})
-            return
-        await send({"type": "websocket.accept"})
-        if _header(scope, b"x-exitpool-check") == "1":
-            log.info("connection check from %s: accepted", exit_ip)
-            await send({"type": "websocket.close", "code": CloseCode.NORMAL, "reason": "check ok"})
-            return
-        hello = await self._hello(receive, send, exit_ip)
-        if hello is None:
-            return
-        agent, new_credential = await sync_to_async(_admit)(found, exit_ip, hello)
-        await self._serve(agent, new_credential, exit_ip, hello, receive, send)
+        return found
 
-    async def _hello(self, receive: Receive, send: Send, exit_ip: str) -> dict[str, Any] | None:
-        try:
-            async with asyncio.timeout(self.config.agent_hello_timeout):
-                message = await receive()
-            if message["type"] != "websocket.receive" or message.get("text") is None:
-                raise ProtocolError("first message must be HELLO", CloseCode.BAD_HELLO)
-            hello = wire.decode_control(message["text"])
-            if hello["type"] != "hello" or hello.get("version") != wire.PROTOCOL_VERSION:
-                raise ProtocolError(
-                    f"expected HELLO version {wire.PROTOCOL_VERSION}", CloseCode.BAD_HELLO
-                )
-            return hello
-        except (TimeoutError, ProtocolError) as exc:
-            reason = "no HELLO in time" if isinstance(exc, TimeoutError) else str(exc)
-            log.warning("agent from %s dropped: %s", exit_ip, reason)
-            await send({"type": "websocket.close", "code": CloseCode.BAD_HELLO, "reason": reason})
-            return None
+    def hello(self, text: str | None) -> dict[str, Any]:
+        """The agent's first message, which must be a HELLO of our version (text)."""
+        if text is None:
+            raise ProtocolError("first message must be HELLO", CloseCode.BAD_HELLO)
+        hello = wire.decode_control(text)
+        if hello["type"] != "hello" or hello.get("version") != wire.PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"expected HELLO version {wire.PROTOCOL_VERSION}", CloseCode.BAD_HELLO
+            )
+        return hello
 
-    async def _serve(
+    async def admit(
+        self, found: Agent | EnrollmentKey, exit_ip: str, hello: dict[str, Any]
+    ) -> tuple[Agent, str | None]:
+        """Record the connection (enrolling a new agent): its row and, if new, its credential."""
+        return await sync_to_async(_admit)(found, exit_ip, hello)
+
+    def open_session(
         self,
         agent: Agent,
         new_credential: str | None,
         exit_ip: str,
         hello: dict[str, Any],
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        closed = False
-
-        async def send_message(message: bytes | str) -> None:
-            if isinstance(message, bytes):
-                await send({"type": "websocket.send", "bytes": message})
-            else:
-                await send({"type": "websocket.send", "text": message})
-
-        async def close(code: int, reason: str) -> None:
-            nonlocal closed
-            if not closed:
-                closed = True
-                session.mux.close(wire.Reason.CONNECTION_LOST, reason)
-                await send({"type": "websocket.close", "code": code, "reason": reason})
-
+        send: SendMessage,
+        close: Callable[[int, str], Awaitable[None]],
+    ) -> AgentSession:
+        """The admitted agent's session: WELCOME sent, registered in the hub (replacing an
+        older connection of the same agent, which is closed)."""
         stream_cap = self.limits.max_streams
         if agent.max_streams is not None:
             stream_cap = min(stream_cap, agent.max_streams)
         mux = Mux(
             wire.Connection(wire.Role.SERVER, self.limits),
-            send_message,
+            send,
             on_control=lambda message: self._on_control(session, message, stream_cap),
         )
         max_streams = _streams_allowed(hello.get("max_streams"), stream_cap)
@@ -187,7 +170,7 @@ class AgentEndpoint:
         session.set_admin_paused(agent.paused_by_admin)
         previous = self.hub.register(session)
         if previous is not None:
-            await previous.close(CloseCode.DUPLICATE, "replaced by a newer connection")
+            self.spawn(_close(previous, CloseCode.DUPLICATE, "replaced by a newer connection"))
         log.info(
             "agent %s online from %s (%s, %s)%s",
             agent.name,
@@ -196,29 +179,14 @@ class AgentEndpoint:
             hello.get("agent_version", "?"),
             " — newly enrolled" if new_credential else "",
         )
-        try:
-            while True:
-                message = await receive()
-                kind = message["type"]
-                if kind == "websocket.receive":
-                    if (data := message.get("bytes")) is not None:
-                        mux.feed_bytes(data)
-                    elif (text := message.get("text")) is not None:
-                        mux.feed_text(text)
-                elif kind == "websocket.disconnect":
-                    break
-        except ProtocolError as exc:
-            log.warning("agent %s broke the protocol, closing it: %s", agent.name, exc)
-            await close(exc.close_code, "protocol error")
-        except Exception:  # a bug of ours: this agent is closed, the server keeps going
-            log.exception("agent %s: unexpected error, closing it", agent.name)
-            await close(CloseCode.INTERNAL_ERROR, "internal error")
-        finally:
-            closed = True
-            mux.close(wire.Reason.CONNECTION_LOST, f"agent {agent.name} went offline")
-            self.hub.unregister(session)
-            log.info("agent %s offline", agent.name)
-            await asyncio.shield(sync_to_async(agent.record_seen)())
+        return session
+
+    def close_session(self, session: AgentSession) -> None:
+        """The agent's connection is gone: its streams end, it leaves the hub."""
+        session.mux.close(wire.Reason.CONNECTION_LOST, f"agent {session.name} went offline")
+        self.hub.unregister(session)
+        log.info("agent %s offline", session.name)
+        self.spawn(sync_to_async(_record_seen)(session.agent_id))
 
     def _on_control(self, session: AgentSession, message: dict[str, Any], stream_cap: int) -> None:
         kind = message["type"]
@@ -230,6 +198,14 @@ class AgentEndpoint:
         elif kind == "limits":
             session.max_streams = _streams_allowed(message.get("max_streams"), stream_cap)
             log.info("agent %s now carries up to %d streams", session.name, session.max_streams)
+
+
+async def _close(session: AgentSession, code: int, reason: str) -> None:
+    await session.close(code, reason)
+
+
+def _record_seen(agent_id: int) -> None:
+    Agent(pk=agent_id).record_seen()
 
 
 def _streams_allowed(wanted: object, cap: int) -> int:

@@ -1,10 +1,12 @@
-"""``exitpool-server run``: daphne and the gateway on one event loop.
+"""``exitpool-server run``: daphne, the agents' socket and the gateway on one event loop.
 
 ``import daphne.server`` installs Twisted's asyncio reactor on a new loop;
-daphne then serves the ASGI app, and ``callWhenRunning`` starts the gateway
-listener on that same loop (DESIGN.md, principle 4). daphne has no ASGI
-lifespan, so start-up and shutdown work lives here. On SIGTERM or SIGINT,
-agents are closed with 1001 (going away) before the reactor stops.
+``callWhenRunning`` then starts, on that same loop (DESIGN.md, principle 4),
+the ``--http`` port (:mod:`server.http_port`: agents' WebSockets served by
+:mod:`server.agent_socket`, every other connection adopted by daphne, which
+serves the ASGI app) and the gateway listener. daphne has no ASGI lifespan,
+so start-up and shutdown work lives here. On SIGTERM or SIGINT, agents are
+closed with 1001 (going away) before the reactor stops.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import contextlib
 import logging
 import os
 import resource
-import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,17 +41,18 @@ def serve(config: ServerConfig) -> int:
     from django.core.management import call_command
     from twisted.internet import defer, reactor
 
-    from server import daphne_close, live
+    from server import live
     from server.accounting import Accounting
     from server.agent_endpoint import AgentEndpoint
+    from server.agent_socket import serve_socket
     from server.asgi import build_application
     from server.first_start import ensure_first_admin
     from server.forwarded import parse_trusted_proxies
     from server.gateway import Gateway
+    from server.http_port import HttpPort
     from server.hub import Hub
     from wire import CloseCode
 
-    daphne_close.install()
     call_command("migrate", interactive=False, verbosity=0)
     hub = Hub(sticky_max=config.sticky_sessions_max)
     accounting = Accounting(config)
@@ -62,27 +64,35 @@ def serve(config: ServerConfig) -> int:
         gateway.max_connections,
         open_files,
     )
-    application = build_application(
-        AgentEndpoint(hub, config), parse_trusted_proxies(config.trusted_proxies)
-    )
-    http_host, http_port = config.http_address
+    trusted = parse_trusted_proxies(config.trusted_proxies)
+    endpoint = AgentEndpoint(hub, config)
     server = daphne.server.Server(
-        application=application,
-        endpoints=[f"tcp:port={http_port}:interface={_twisted_host(http_host)}"],
+        application=build_application(trusted),
+        endpoints=["tcp:port=0"],  # daphne insists on one; see below
         signal_handlers=True,
-        ping_interval=config.ws_ping_interval,
-        ping_timeout=config.ws_ping_timeout,
-        websocket_timeout=-1,
-        websocket_max_message_size=config.max_ws_message,
-        websocket_max_frame_size=config.max_ws_message,
-        websocket_handshake_timeout=10,
         verbosity=0,
+    )
+    # daphne listens on nothing: the http port is ours, and hands daphne what is not an agent.
+    server.endpoints = []
+    http_port = HttpPort(
+        *config.http_address,
+        agent=lambda sock: serve_socket(sock, endpoint, trusted),
+        adopt=lambda sock: reactor.adoptStreamConnection(
+            sock.fileno(), sock.family, server.http_factory
+        ),
     )
     failed = False
     tasks: set[asyncio.Task[None]] = set()
 
     async def start_gateway() -> None:
         nonlocal failed
+        try:
+            http_port.start()
+        except OSError as exc:
+            log.critical("cannot listen for the web and agents on %s: %s", config.http, exc)
+            failed = True
+            server.stop()
+            return
         try:
             await gateway.start()
         except OSError as exc:
@@ -100,7 +110,6 @@ def serve(config: ServerConfig) -> int:
         _print_banner(config, admin)
 
     def on_running() -> None:
-        _nodelay_on_listeners(reactor)
         loop = asyncio.get_event_loop()
         running = live.Live(config, hub, accounting, gateway, loop)
         live.install(running)
@@ -111,6 +120,7 @@ def serve(config: ServerConfig) -> int:
 
     async def shutdown() -> None:
         log.info("shutting down: closing %d agent(s)", len(hub.sessions))
+        http_port.close()
         await gateway.close()
         await hub.close_all(CloseCode.GOING_AWAY, "server shutting down")
         loop = asyncio.get_event_loop()
@@ -135,7 +145,7 @@ def serve(config: ServerConfig) -> int:
     reactor.callWhenRunning(on_running)
     server.run()
     _finish_tasks()
-    if failed or not server.listening_addresses:
+    if failed:
         return 1
     return 0
 
@@ -173,23 +183,6 @@ def _raise_open_file_limit() -> int:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return soft if soft != resource.RLIM_INFINITY else OPEN_FILES_WHEN_UNLIMITED
-
-
-def _nodelay_on_listeners(reactor: Any) -> None:
-    """TCP_NODELAY on daphne's listening sockets, inherited by every accepted agent socket.
-
-    Twisted leaves Nagle on; small WINDOW frames to agents would then wait for
-    delayed ACKs (~40 ms each), capping a stream at a few MB/s.
-    """
-    from twisted.internet import tcp
-
-    for reader in reactor.getReaders():
-        if isinstance(reader, tcp.Port):
-            reader.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _twisted_host(host: str) -> str:
-    return host.replace(":", r"\:")
 
 
 def _print_banner(config: ServerConfig, admin: AdminAccount) -> None:

@@ -1,0 +1,100 @@
+"""The ``--http`` port sorts connections by their request line without reading it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from server import http_port
+from server.http_port import HttpPort, is_agent_request
+
+
+@pytest.mark.parametrize(
+    ("head", "verdict"),
+    [
+        (b"GET /ws/agent HTTP/1.1\r\nHost: x\r\n", True),
+        (b"GET /ws/agent/ HTTP/1.1\r\n", True),
+        (b"GET /ws/agent?x=1 HTTP/1.1\r\n", True),
+        (b"GET /ws/agentx HTTP/1.1\r\n", False),
+        (b"GET /ws/agent/more HTTP/1.1\r\n", False),
+        (b"GET /admin/ HTTP/1.1\r\n", False),
+        (b"POST /ws/agent HTTP/1.1\r\n", False),
+        (b"GET /ws/agent HTTP/1.1", None),  # the line is not complete yet
+        (b"GET /ws", None),
+        (b"G", None),
+        (b"POST", False),  # cannot become an agent's request
+        (b"\x16\x03\x01", False),  # TLS to a plain port
+        (b"GET /ws/agent?" + b"x" * http_port.PEEK_BYTES, False),  # no line end in the bound
+    ],
+)
+def test_it_tells_an_agents_request_line_from_anything_else(
+    head: bytes, verdict: bool | None
+) -> None:
+    assert is_agent_request(head) is verdict
+
+
+class Port:
+    """A running :class:`HttpPort` whose two destinations record the sockets they get."""
+
+    def __init__(self) -> None:
+        self.agents: asyncio.Queue[bytes] = asyncio.Queue()
+        self.adopted: asyncio.Queue[bytes] = asyncio.Queue()
+        self.port = HttpPort("127.0.0.1", 0, self._take(self.agents), self._take(self.adopted))
+
+    @staticmethod
+    def _take(queue: asyncio.Queue[bytes]) -> Callable[[socket.socket], None]:
+        def take(sock: socket.socket) -> None:
+            sock.settimeout(5)
+            queue.put_nowait(sock.recv(65536))  # what was peeked is still there to read
+            sock.close()
+
+        return take
+
+    async def send(self, *parts: bytes, pause: float = 0.05) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port.port))
+        for part in parts:
+            sock.sendall(part)
+            await asyncio.sleep(pause)
+        return sock
+
+
+@pytest.fixture
+async def port() -> AsyncIterator[Port]:
+    running = Port()
+    running.port.start()
+    yield running
+    running.port.close()
+
+
+async def test_an_agents_request_goes_to_the_agent_socket_unread(port: Port) -> None:
+    request = b"GET /ws/agent HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
+    client = await port.send(request)
+    assert await asyncio.wait_for(port.agents.get(), 5) == request
+    assert port.adopted.empty()
+    client.close()
+
+
+async def test_anything_else_goes_to_daphne_unread(port: Port) -> None:
+    request = b"GET /admin/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    client = await port.send(request)
+    assert await asyncio.wait_for(port.adopted.get(), 5) == request
+    assert port.agents.empty()
+    client.close()
+
+
+async def test_a_request_line_sent_in_pieces_is_sorted_when_it_is_complete(port: Port) -> None:
+    client = await port.send(b"GET /ws/ag", b"ent HTTP/1.1\r\n\r\n")
+    assert await asyncio.wait_for(port.agents.get(), 5) == b"GET /ws/agent HTTP/1.1\r\n\r\n"
+    client.close()
+
+
+async def test_a_connection_silent_past_the_deadline_goes_to_daphne_as_it_is(
+    port: Port, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_port, "PEEK_TIMEOUT", 0.2)
+    client = await port.send(b"GET /ws/a", pause=0.0)
+    assert await asyncio.wait_for(port.adopted.get(), 5) == b"GET /ws/a"
+    client.close()
