@@ -43,9 +43,13 @@ ACCEPT_BATCH = 64
 BACKLOG = 1024
 """Listen backlog of the ``--http`` port."""
 
-TRANSIENT_ACCEPT_ERRORS = frozenset(
-    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED, errno.EPROTO}
-)
+TRANSIENT_ACCEPT_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO})
+"""The connection died in the queue: take the next one."""
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""No descriptor or memory for a new socket: the listener stays readable, so accepting pauses."""
+ACCEPT_RETRY_DELAY = 1.0
+"""Seconds the listener rests after running out of descriptors (asyncio's own servers wait 1 s),
+instead of failing again on every loop turn and flooding the log."""
 
 
 def is_agent_request(head: bytes) -> bool | None:
@@ -125,11 +129,30 @@ class HttpPort:
                 return
             except OSError as exc:
                 if exc.errno in TRANSIENT_ACCEPT_ERRORS:
-                    log.warning("accept on the http port failed: %s", exc)
+                    continue
+                if exc.errno in OUT_OF_RESOURCES:
+                    log.warning(
+                        "accept on the http port failed (%s); pausing %.0f s",
+                        exc,
+                        ACCEPT_RETRY_DELAY,
+                    )
+                    self._rest()
                     return
                 raise
             sock.setblocking(False)
             self._sort(sock)
+
+    def _rest(self) -> None:
+        """Stop watching the listener for a while, then accept again."""
+        assert self._listener is not None and self._loop is not None
+        fileno = self._listener.fileno()
+        self._loop.remove_reader(fileno)
+
+        def resume() -> None:
+            if self._listener is not None and self._loop is not None:
+                self._loop.add_reader(fileno, self._accept)
+
+        self._loop.call_later(ACCEPT_RETRY_DELAY, resume)
 
     def _sort(self, sock: socket.socket) -> None:
         """Look at the first bytes and send the connection where it belongs."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import resource
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -97,4 +100,31 @@ async def test_a_connection_silent_past_the_deadline_goes_to_daphne_as_it_is(
     monkeypatch.setattr(http_port, "PEEK_TIMEOUT", 0.2)
     client = await port.send(b"GET /ws/a", pause=0.0)
     assert await asyncio.wait_for(port.adopted.get(), 5) == b"GET /ws/a"
+    client.close()
+
+
+async def test_out_of_descriptors_it_rests_instead_of_failing_every_turn_then_serves(
+    port: Port, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(http_port, "ACCEPT_RETRY_DELAY", 0.3)
+    request = b"GET /admin/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    filler: list[int] = []
+    client = None
+    try:  # every descriptor taken, for real: the next accept() fails with EMFILE
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 4096), hard))
+        client = await port.send(request, pause=0.0)
+        with contextlib.suppress(OSError):
+            while True:
+                filler.append(os.open(os.devnull, os.O_RDONLY))
+        await asyncio.sleep(1.0)
+        failures = caplog.text.count("accept on the http port failed")
+        assert 1 <= failures <= 4  # about one per rest, not one per loop turn
+        assert "pausing" in caplog.text
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert await asyncio.wait_for(port.adopted.get(), 5) == request
+    assert client is not None
     client.close()
