@@ -72,19 +72,19 @@ async def port() -> AsyncIterator[Port]:
     running.port.close()
 
 
-async def test_an_agents_request_goes_to_the_agent_socket_unread(port: Port) -> None:
-    request = b"GET /ws/agent HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
-    client = await port.send(request)
-    assert await asyncio.wait_for(port.agents.get(), 5) == request
-    assert port.adopted.empty()
-    client.close()
-
-
-async def test_anything_else_goes_to_daphne_unread(port: Port) -> None:
-    request = b"GET /admin/ HTTP/1.1\r\nHost: x\r\n\r\n"
-    client = await port.send(request)
-    assert await asyncio.wait_for(port.adopted.get(), 5) == request
-    assert port.agents.empty()
+@pytest.mark.parametrize(
+    ("request_head", "goes_to", "not_to"),
+    [
+        (b"GET /ws/agent HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", "agents", "adopted"),
+        (b"GET /admin/ HTTP/1.1\r\nHost: x\r\n\r\n", "adopted", "agents"),  # to daphne
+    ],
+)
+async def test_each_request_goes_where_it_belongs_unread(
+    port: Port, request_head: bytes, goes_to: str, not_to: str
+) -> None:
+    client = await port.send(request_head)
+    assert await asyncio.wait_for(getattr(port, goes_to).get(), 5) == request_head
+    assert getattr(port, not_to).empty()
     client.close()
 
 
