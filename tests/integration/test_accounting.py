@@ -6,7 +6,6 @@ the test reads the server's SQLite database directly, as an admin's tool would.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import socket
@@ -19,6 +18,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import raw_proxy
 from tests.support.processes import AgentProcess, ServerProcess, wait_for
 from tests.support.target import TargetProcess, free_port
 
@@ -79,9 +79,9 @@ def once(server: ServerProcess, user: str, method: str, url: str, body: bytes | 
     connection's row is written when the connection ends.)
     """
     connection = http.client.HTTPConnection("127.0.0.1", server.proxy_port, timeout=10)
-    auth = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
     try:
-        connection.request(method, url, body=body, headers={"Proxy-Authorization": f"Basic {auth}"})
+        auth = raw_proxy.basic_auth(user, PASSWORD)
+        connection.request(method, url, body=body, headers={"Proxy-Authorization": auth})
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -91,21 +91,8 @@ def once(server: ServerProcess, user: str, method: str, url: str, body: bytes | 
 def open_tunnel(
     server: ServerProcess, user: str, target: TargetProcess
 ) -> tuple[socket.socket, bytes]:
-    """A CONNECT tunnel left open; returns the socket and the proxy's answer head."""
-    sock = socket.create_connection(("127.0.0.1", server.proxy_port), timeout=10)
-    auth = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
-    authority = f"{target.host}:{target.port}"
-    sock.sendall(
-        f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
-        f"Proxy-Authorization: Basic {auth}\r\n\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    return sock, head
+    """A CONNECT tunnel to the target left open; returns the socket and the proxy's answer head."""
+    return raw_proxy.open_tunnel(server, user, PASSWORD, f"{target.host}:{target.port}")
 
 
 def test_the_request_log_holds_one_row_per_request_with_its_outcome(server, target):

@@ -7,12 +7,10 @@ matters: in what the proxy answers and in what the agents' own logs say.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import html
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import requests
 from tests.integration.conftest import PASSWORD, USER, proxies
 from tests.support.admin_browser import Admin, row
 from tests.support.processes import AgentProcess, ServerProcess, wait_for
+from tests.support.raw_proxy import open_tunnel
 
 ROOT, ROOT_PASSWORD = "root", "admin-pw-for-tests"
 FLUSH_INTERVAL = 1.0
@@ -242,18 +241,8 @@ def test_a_stream_limit_saved_in_the_admin_is_enforced_at_once(
 @contextlib.contextmanager
 def tunnel(server: ServerProcess, target, user: str, password: str) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
     """A CONNECT tunnel to the target, open while in the block; yields the proxy's answer."""
-    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-    with socket.create_connection(("127.0.0.1", server.proxy_port), timeout=10) as sock:
-        sock.sendall(
-            f"CONNECT 127.0.0.3:{target.port} HTTP/1.1\r\nHost: 127.0.0.3:{target.port}\r\n"
-            f"Proxy-Authorization: Basic {auth}\r\n\r\n".encode()
-        )
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+    sock, answer = open_tunnel(server, user, password, f"127.0.0.3:{target.port}")
+    with sock:
         yield answer
 
 

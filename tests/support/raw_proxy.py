@@ -25,6 +25,27 @@ def connect(server: ServerProcess, timeout: float = 10.0) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.proxy_port), timeout=timeout)
 
 
+def open_tunnel(
+    server: ServerProcess, user: str, password: str, authority: str, timeout: float = 10.0
+) -> tuple[socket.socket, bytes]:
+    """A CONNECT tunnel to ``authority`` left open: the socket and the proxy's answer head.
+
+    The head is what arrived up to the blank line (less, if the proxy closed first).
+    """
+    sock = connect(server, timeout)
+    sock.sendall(
+        f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+        f"Proxy-Authorization: {basic_auth(user, password)}\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return sock, head
+
+
 def read_to_end(sock: socket.socket, timeout: float = 10.0) -> tuple[bytes, str]:
     """Everything the peer sends until it closes, and how it closed: eof, reset or timeout.
 
