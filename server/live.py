@@ -155,3 +155,9 @@ def install(live: Live | None) -> None:
 def current() -> Live | None:
     """The live state of ``exitpool-server run`` in this process, if it is running."""
     return _current
+
+
+def config() -> ServerConfig:
+    """The running server's settings; outside ``exitpool-server run`` (management commands,
+    Django's test client) the environment's."""
+    return _current.config if _current is not None else ServerConfig.from_env()

@@ -9,7 +9,6 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server import live
-from server.config import ServerConfig
 from server.fleet.models import Agent
 from server.hub import Hub
 from server.metrics import REGISTRY, LiveCollector
@@ -29,8 +28,7 @@ REGISTRY.register(LiveCollector(_hub, _registered_agents))
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    running = live.current()
-    token = (running.config if running is not None else ServerConfig.from_env()).metrics_token
+    token = live.config().metrics_token
     if token:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):

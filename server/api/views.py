@@ -25,7 +25,6 @@ from server.api.auth import authenticate
 from server.api.errors import ApiError
 from server.api.fetch import FetchRequest, fetch
 from server.api.openapi import OPENAPI
-from server.config import ServerConfig
 from server.fleet.models import Agent, UserMonthUsage
 from server.proxy_auth import ProxyIdentity
 
@@ -59,18 +58,13 @@ def api_view(method: str) -> Callable[[UserView], AsyncView]:
     return decorate
 
 
-def _config() -> ServerConfig:
-    running = live.current()
-    return running.config if running is not None else ServerConfig.from_env()
-
-
 # ------------------------------------------------------------------ endpoints
 
 
 @api_view("POST")
 async def fetch_view(request: HttpRequest, identity: ProxyIdentity) -> HttpResponse:
     """Perform the caller's HTTP request through an agent and return the whole response."""
-    config = _config()
+    config = live.config()
     data = _json_body(request, config.api_max_request_body * 2 + ENVELOPE_SLACK)
     fetch_request = FetchRequest.parse(data, identity.name, config)
     running = live.current()
@@ -133,7 +127,7 @@ async def usage_view(request: HttpRequest, identity: ProxyIdentity) -> HttpRespo
             "monthly_quota_bytes": quota,
             "remaining_bytes": None if quota is None else max(0, quota - used),
             "open_streams": open_streams,
-            "max_streams": _config().user_max_streams if max_streams is None else max_streams,
+            "max_streams": live.config().user_max_streams if max_streams is None else max_streams,
         }
     )
 

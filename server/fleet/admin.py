@@ -32,7 +32,6 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 
 from server import agent_control, live
-from server.config import ServerConfig
 from server.fleet import live_state, office_pcs, shown_once, versions
 from server.fleet.admin_filters import ConnectionFilter, ExitIPFilter, PausedFilter
 from server.fleet.admin_forms import EnrollmentKeyAddForm, ProxyUserAddForm, new_password
@@ -50,11 +49,6 @@ admin.site.index_template = "admin/fleet/index.html"
 
 CSS = {"all": ["fleet/admin.css"]}
 BOTH_WAYS = "↑ to targets (what users sent) · ↓ from targets (what users received)"
-
-
-def _server_config() -> ServerConfig:
-    running = live.current()
-    return running.config if running is not None else ServerConfig.from_env()
 
 
 def _plural(count: int, word: str) -> str:
@@ -382,7 +376,7 @@ class ProxyUserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         limit = (
             str(user.max_streams)
             if user.max_streams is not None
-            else f"{_server_config().user_max_streams} (default)"
+            else f"{live.config().user_max_streams} (default)"
         )
         return format_html('{} <span class="ep-muted">of {}</span>', open_now, limit)
 
@@ -431,7 +425,7 @@ class ProxyUserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         users: list[tuple[ProxyUser, str | None, str | None]],
     ) -> TemplateResponse:
         """The shown-once page for new passwords and/or API tokens of ``users``."""
-        proxy = f"{_host(request)}:{_server_config().proxy_address[1]}"
+        proxy = f"{_host(request)}:{live.config().proxy_address[1]}"
         api = request.build_absolute_uri("/api/v1/fetch")
         sections = []
         for user, password, token in users:

@@ -10,16 +10,12 @@ from collections.abc import Iterable
 
 from packaging.version import InvalidVersion, Version
 
-from server.config import ServerConfig
-
 
 def minimum() -> str:
     """The running server's minimum (or the environment's, outside ``exitpool-server run``)."""
     from server import live  # live imports the accounting, which imports the models
 
-    running = live.current()
-    config = running.config if running is not None else ServerConfig.from_env()
-    return config.min_agent_version
+    return live.config().min_agent_version
 
 
 def is_outdated(agent_version: str, least: str) -> bool:
