@@ -116,6 +116,11 @@ class AgentSocket(asyncio.Protocol):
         self._writing_paused = False
         self._lost = False
 
+    @property
+    def _who(self) -> str:
+        """The agent's name once it said HELLO, else where it connects from (for the log)."""
+        return self.session.name if self.session else f"from {self.exit_ip}"
+
     # ------------------------------------------------------------ transport
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -285,8 +290,7 @@ class AgentSocket(asyncio.Protocol):
     def _after_receiving(self) -> None:
         """Send what the protocol produced; report a broken WebSocket once."""
         if self.ws.parser_exc is not None and self.phase is not Phase.CLOSING:
-            who = self.session.name if self.session else f"from {self.exit_ip}"
-            log.warning("agent %s broke the WebSocket protocol: %s", who, self.ws.parser_exc)
+            log.warning("agent %s broke the WebSocket protocol: %s", self._who, self.ws.parser_exc)
             self._enter_closing("WebSocket protocol error")
         self._write_out()
 
@@ -382,10 +386,9 @@ class AgentSocket(asyncio.Protocol):
 
     def _no_pong(self) -> None:
         self._pong_due = None
-        who = self.session.name if self.session else f"from {self.exit_ip}"
         log.warning(
             "agent %s: no pong within %.0f s of a ping, dropping it",
-            who,
+            self._who,
             self.config.ws_ping_timeout,
         )
         self._abort()

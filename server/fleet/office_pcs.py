@@ -40,6 +40,8 @@ PRECONFIG_FILE = "exitpool-agent.json"
 """The name the agent looks for (``desktop_agent/engine/preconfig.py``)."""
 MAX_NAME_PREFIX = 40
 """As the agent checks it: the prefix leaves room for the host name in a 100-character name."""
+NAME_PREFIX = re.compile(r"\A[A-Za-z0-9._-]*\Z")
+"""What a name prefix may hold, anchored at both ends: it becomes part of an agent's name."""
 INSTALLER_SUFFIXES = (".deb", ".exe", ".dmg", ".msi", ".AppImage")
 
 
@@ -53,9 +55,7 @@ class OfficePCsForm(forms.Form):
         max_length=MAX_NAME_PREFIX,
         required=False,
         help_text="Put before each PC's host name, e.g. 'berlin-' gives 'berlin-PC0142'.",
-        validators=[
-            RegexValidator(r"^[A-Za-z0-9._-]*$", "Use letters, digits, '.', '_' and '-' only.")
-        ],
+        validators=[RegexValidator(NAME_PREFIX, "Use letters, digits, '.', '_' and '-' only.")],
     )
     expires_in_days = forms.IntegerField(
         min_value=1,
@@ -185,7 +185,7 @@ def download_preconfig(request: HttpRequest, model_admin: ModelAdmin) -> HttpRes
         return HttpResponseBadRequest("POST the key from the Add office PCs page")
     raw = request.POST.get("key", "")
     prefix = request.POST.get("name_prefix", "")
-    if len(prefix) > MAX_NAME_PREFIX or not re.fullmatch(r"[A-Za-z0-9._-]*", prefix):
+    if len(prefix) > MAX_NAME_PREFIX or not NAME_PREFIX.match(prefix):
         return HttpResponseBadRequest("bad name prefix")
     if EnrollmentKey.find_valid(raw) is None:
         return HttpResponseBadRequest("not a valid enrollment key (revoked or expired?)")
