@@ -117,16 +117,20 @@ class Exchange(asyncio.Protocol):
             self.closed.set_result(None)
 
 
+def tunnel_plan(args: argparse.Namespace) -> tuple[tuple[str, int], bytes | None, bytes]:
+    """Where to connect, the CONNECT to send first (None: straight to the target), the request."""
+    target = f"{HOST}:{args.target_port}"
+    request = f"GET /1k HTTP/1.1\r\nHost: {target}\r\n\r\n".encode()
+    if not args.proxy_port:
+        return (HOST, args.target_port), None, request
+    auth = f"Proxy-Authorization: {args.auth}\r\n" if args.auth else ""
+    connect = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n".encode()
+    return (HOST, args.proxy_port), connect, request
+
+
 async def run_connect(args: argparse.Namespace) -> dict[str, object]:
     loop = asyncio.get_running_loop()
-    target = f"{HOST}:{args.target_port}"
-    connect = None
-    address = (HOST, args.target_port)
-    if args.proxy_port:
-        auth = f"Proxy-Authorization: {args.auth}\r\n" if args.auth else ""
-        connect = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n".encode()
-        address = (HOST, args.proxy_port)
-    request = f"GET /1k HTTP/1.1\r\nHost: {target}\r\n\r\n".encode()
+    address, connect, request = tunnel_plan(args)
     ttfb: list[float] = []
     done = 0
     failures = 0
@@ -171,12 +175,11 @@ async def run_connect(args: argparse.Namespace) -> dict[str, object]:
 
 
 def open_tunnel(args: argparse.Namespace) -> socket.socket:
-    sock = socket.create_connection((HOST, args.proxy_port or args.target_port))
+    address, connect, _request = tunnel_plan(args)
+    sock = socket.create_connection(address)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if args.proxy_port:
-        target = f"{HOST}:{args.target_port}"
-        auth = f"Proxy-Authorization: {args.auth}\r\n" if args.auth else ""
-        sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n".encode())
+    if connect is not None:
+        sock.sendall(connect)
         head = read_head(sock)[0]
         if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
             raise ConnectionError(f"CONNECT refused: {head[:80]!r}")
@@ -225,14 +228,7 @@ def run_bulk(args: argparse.Namespace) -> dict[str, object]:
 async def run_tunnels(args: argparse.Namespace) -> dict[str, object]:
     """Many open tunnels, each moving a little data now and then."""
     loop = asyncio.get_running_loop()
-    connect = None
-    address = (HOST, args.target_port)
-    target = f"{HOST}:{args.target_port}"
-    if args.proxy_port:
-        auth = f"Proxy-Authorization: {args.auth}\r\n" if args.auth else ""
-        connect = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n".encode()
-        address = (HOST, args.proxy_port)
-    request = f"GET /1k HTTP/1.1\r\nHost: {target}\r\n\r\n".encode()
+    address, connect, request = tunnel_plan(args)
     exchanges: list[Exchange] = []
     failures = 0
     semaphore = asyncio.Semaphore(64)
