@@ -86,6 +86,7 @@ def run_headless(args: argparse.Namespace) -> int:
     from desktop_agent.engine.client import AgentEngine
     from desktop_agent.engine.config import AgentConfig, default_config_dir
     from desktop_agent.engine.preconfig import PreconfigError, locate
+    from tunnel import event_loop
 
     try:  # a server on the command line needs no search
         preconfig = (
@@ -123,9 +124,11 @@ def run_headless(args: argparse.Namespace) -> int:
             **overrides,
         )
         engine = AgentEngine(config)
+        loop_name = event_loop.install()
     except ValueError as exc:
         print(f"exitpool-agent: {exc}", file=sys.stderr)
         return 2
+    logging.getLogger(__name__).info("event loop: %s", loop_name)
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()

@@ -144,8 +144,26 @@ def month_of(day: dt.date) -> dt.date:
     return day.replace(day=1)
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+class UtcClock:
+    """The current UTC minute, day and month, rebuilt only when a minute has passed.
+
+    Counting one keep-alive request looks these up three times; building the
+    datetimes each time was a tenth of the gateway's work per request.
+    """
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self.minute = dt.datetime.now(dt.UTC)
+        self.day = self.month = self.minute.date()
+        self.refresh()
+
+    def refresh(self) -> None:
+        now = time.time()
+        if now >= self._until:
+            self.minute = dt.datetime.fromtimestamp(now, dt.UTC).replace(second=0, microsecond=0)
+            self._until = self.minute.timestamp() + 60
+            self.day = self.minute.date()
+            self.month = month_of(self.day)
 
 
 class Accounting:
@@ -163,7 +181,8 @@ class Accounting:
             maxlen=RATE_WINDOW
         )
         self._month_used: dict[int, int] = {}
-        self._month = month_of(_utcnow().date())
+        self._clock = UtcClock()
+        self._month = self._clock.month
         self._last_prune = 0.0
 
     # ------------------------------------------------------------ flows
@@ -192,6 +211,7 @@ class Accounting:
 
     def request(self, flow: Flow) -> None:
         """One more request on a flow (a keep-alive request reusing its stream)."""
+        self._clock.refresh()
         self._minute().requests += 1
         user_id = flow.user_id
         if user_id is not None:
@@ -202,6 +222,7 @@ class Accounting:
         if flow.ended:
             return
         flow.ended = True
+        self._clock.refresh()
         self._count(flow)
         if flow.admitted:
             self.active.discard(flow)
@@ -242,6 +263,7 @@ class Accounting:
 
     async def month_used(self, user_id: int) -> int:
         """Bytes both ways this month: the database's count plus what is not yet flushed."""
+        self._clock.refresh()
         self._roll_month()
         used = self._month_used.get(user_id)
         if used is None:
@@ -254,6 +276,7 @@ class Accounting:
 
     def tick(self) -> None:
         """Collect the bytes moved since the last tick (called every second)."""
+        self._clock.refresh()
         sample: dict[int, tuple[int, int]] = {}
         for flow in self.active:
             moved_up, moved_down = self._count(flow)
@@ -277,8 +300,8 @@ class Accounting:
         up, down = flow.read_counts()
         if not (up or down):
             return 0, 0
-        metrics.BYTES.labels("up").inc(up)
-        metrics.BYTES.labels("down").inc(down)
+        metrics.BYTES_UP.inc(up)
+        metrics.BYTES_DOWN.inc(down)
         minute = self._minute()
         minute.bytes_up += up
         minute.bytes_down += down
@@ -290,23 +313,35 @@ class Accounting:
             self._agent_usage(flow.agent_id).add(up, down)
         return up, down
 
+    # The lookups below read the clock as last refreshed, by the public method that called them.
+
     def _minute(self) -> Minute:
-        key = _utcnow().replace(second=0, microsecond=0)
-        return self.pending.minutes.setdefault(key, Minute())
+        minute = self.pending.minutes.get(self._clock.minute)
+        if minute is None:
+            minute = self.pending.minutes[self._clock.minute] = Minute()
+        return minute
 
     def _user_usage(self, user_id: int) -> Usage:
         self._roll_month()
-        return self.pending.users.setdefault((user_id, self._month), Usage())
+        key = (user_id, self._month)
+        usage = self.pending.users.get(key)
+        if usage is None:
+            usage = self.pending.users[key] = Usage()
+        return usage
 
     def _agent_usage(self, agent_id: int) -> Usage:
-        return self.pending.agents.setdefault((agent_id, _utcnow().date()), Usage())
+        key = (agent_id, self._clock.day)
+        usage = self.pending.agents.get(key)
+        if usage is None:
+            usage = self.pending.agents[key] = Usage()
+        return usage
 
     def _unflushed(self, user_id: int) -> int:
         usage = self.pending.users.get((user_id, self._month))
         return usage.bytes_up + usage.bytes_down if usage else 0
 
     def _roll_month(self) -> None:
-        month = month_of(_utcnow().date())
+        month = self._clock.month
         if month != self._month:
             self._month = month
             self._month_used.clear()
@@ -324,7 +359,8 @@ class Accounting:
         prune_before = None
         if self._prune_due():
             self._last_prune = time.monotonic()
-            prune_before = _utcnow() - dt.timedelta(days=self.config.log_retention_days)
+            retention = dt.timedelta(days=self.config.log_retention_days)
+            prune_before = dt.datetime.now(dt.UTC) - retention
         try:
             await sync_to_async(_write, thread_sensitive=False)(batch, prune_before)
         except Exception:
@@ -337,6 +373,7 @@ class Accounting:
 
     async def final_flush(self) -> None:
         """Count the open flows' last bytes and write everything (server shutdown)."""
+        self._clock.refresh()
         for flow in self.active:
             self._count(flow)
         await self.flush()

@@ -124,9 +124,8 @@ class AgentSocket(asyncio.Protocol):
     # ------------------------------------------------------------ transport
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         peer = transport.get_extra_info("peername")
         self.exit_ip = str(peer[0]) if peer else "unknown"
         self._set_deadline(HANDSHAKE_TIMEOUT, "no WebSocket handshake in time")

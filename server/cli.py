@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from tunnel import event_loop
+
 
 def _pop_data_dir(argv: list[str]) -> list[str]:
     rest: list[str] = []
@@ -28,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     args = _pop_data_dir(list(sys.argv[1:] if argv is None else argv))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
     if args and args[0] == "run":
+        try:  # uvloop or not, before daphne makes the loop
+            event_loop.install()
+        except ValueError as exc:
+            sys.exit(f"exitpool-server: {exc}")
         # daphne must install Twisted's asyncio reactor before anything imports Twisted.
         import daphne.server  # noqa: F401
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 
@@ -32,6 +33,7 @@ from server.http_forward import (
     parse_authority,
 )
 from server.hub import AgentSession, Hub
+from server.lazy_timer import LazyTimer
 from server.proxy_auth import ProxyAuthenticator, parse_basic
 from server.routing import Route, parse_username
 from server.streams import OpenFailed, open_stream
@@ -157,22 +159,22 @@ class ProxyConnection(asyncio.Protocol):
         self._in_body = False
         self._eof_pending = False
         self._credentials: str | None = None  # the Proxy-Authorization already verified
-        self._deadline: asyncio.TimerHandle | None = None
-        self._response_timer: asyncio.TimerHandle | None = None
+        loop = asyncio.get_running_loop()
+        self._deadline = LazyTimer(loop, self.config.header_timeout, self._head_timeout)
+        self._response_timer = LazyTimer(loop, self.config.response_timeout, self._no_response)
         self._responded = False
         self._request_started = 0.0
 
     # ------------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         set_nodelay(transport)
         if len(self.gateway.connections) >= self.gateway.max_connections:
             self.fail(ProxyError(503, "too-many-connections", "the proxy is at its limit"))
             return
         self.gateway.connections.add(self)
-        self._arm_deadline()
+        self._deadline.arm()
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel:
@@ -224,7 +226,8 @@ class ProxyConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.gateway.connections.discard(self)
-        self._cancel_timers()
+        self._deadline.close()
+        self._response_timer.close()
         if self._task is not None:
             self._task.cancel()
         self._end_flow(None, "ok" if self._responded else "client-closed")
@@ -251,8 +254,8 @@ class ProxyConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._chunked = False
-        if self._deadline is None:
-            self._arm_deadline()
+        if not self._deadline.armed:
+            self._deadline.arm()
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -268,7 +271,7 @@ class ProxyConnection(asyncio.Protocol):
         self._in_head = False
         self._in_body = True
         self._head_bytes = 0
-        self._cancel_deadline()
+        self._deadline.cancel()
         self._heads.append(
             Head(
                 method=self.parser.get_method(),
@@ -314,10 +317,10 @@ class ProxyConnection(asyncio.Protocol):
 
     def _start_request(self, head: Head, leftover: bytes | None) -> None:
         authorization = _header(head.headers, b"proxy-authorization")
-        credentials = parse_basic(authorization)
-        if credentials is None:
+        verified = authorization is not None and authorization == self._credentials
+        credentials = None if verified else parse_basic(authorization)
+        if not verified and credentials is None:
             raise ProxyError(407, "auth-required", "proxy authentication required")
-        route = parse_username(credentials[0])
         if head.method == b"CONNECT":
             destination = parse_authority(head.url)
             request: bytes | None = None
@@ -332,7 +335,7 @@ class ProxyConnection(asyncio.Protocol):
             and self.link is not None
             and not self.link.done
             and destination == self.destination
-            and authorization == self._credentials
+            and verified
         )
         self._request_started = time.monotonic()
         if reuse:
@@ -341,6 +344,9 @@ class ProxyConnection(asyncio.Protocol):
             self._arm_response_timer()
             self.link.sender.send(request)
             return
+        credentials = credentials or parse_basic(authorization)
+        assert credentials is not None  # verified credentials parse
+        route = parse_username(credentials[0])
         self._drop_link()
         self.flow = Flow(
             "connect" if head.method == b"CONNECT" else "http",
@@ -398,7 +404,7 @@ class ProxyConnection(asyncio.Protocol):
         self.flow.carried_by(session.agent_id, session.name, link)
         if tunnel_after:
             self.flow.status = 200
-            metrics.FIRST_BYTE.labels("connect").observe(time.monotonic() - self._request_started)
+            metrics.FIRST_BYTE_CONNECT.observe(time.monotonic() - self._request_started)
         if tunnel_after and not self._queued:
             self.transport.write(CONNECT_OK)  # one write: no Nagle stall between line and blank
             self._responded = True
@@ -459,10 +465,9 @@ class ProxyConnection(asyncio.Protocol):
             self._end_flow(None, "ok")
 
     def response_started(self, data: bytes | memoryview) -> None:
-        if self._response_timer is not None:  # the first bytes of a response
+        if self._response_timer.armed:  # the first bytes of a response
             self._response_timer.cancel()
-            self._response_timer = None
-            metrics.FIRST_BYTE.labels("http").observe(time.monotonic() - self._request_started)
+            metrics.FIRST_BYTE_HTTP.observe(time.monotonic() - self._request_started)
             if self.flow is not None and bytes(data[:5]) == b"HTTP/" and len(data) >= 12:
                 code = bytes(data[9:12])
                 self.flow.status = int(code) if code.isdigit() else None
@@ -505,31 +510,17 @@ class ProxyConnection(asyncio.Protocol):
 
     # ---------------------------------------------------------------- timers
 
-    def _arm_deadline(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.call_later(self.config.header_timeout, self._head_timeout)
-
-    def _cancel_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
     def _head_timeout(self) -> None:
-        self._deadline = None
         if self.link is None and self._task is None:
             self.fail(ProxyError(408, "header-timeout", "request head not received in time"))
         elif self._in_head:
             self.abort()
 
     def _arm_response_timer(self) -> None:
-        if self._response_timer is not None:
-            self._response_timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._response_timer = loop.call_later(self.config.response_timeout, self._no_response)
+        self._response_timer.arm()
         self._responded = False
 
     def _no_response(self) -> None:
-        self._response_timer = None
         self.fail(
             ProxyError(
                 504,
@@ -539,10 +530,8 @@ class ProxyConnection(asyncio.Protocol):
         )
 
     def _cancel_timers(self) -> None:
-        self._cancel_deadline()
-        if self._response_timer is not None:
-            self._response_timer.cancel()
-            self._response_timer = None
+        self._deadline.cancel()
+        self._response_timer.cancel()
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -40,6 +40,11 @@ FIRST_BYTE = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+# The children used per request or per flow, looked up once.
+BYTES_UP = BYTES.labels("up")
+BYTES_DOWN = BYTES.labels("down")
+FIRST_BYTE_HTTP = FIRST_BYTE.labels("http")
+FIRST_BYTE_CONNECT = FIRST_BYTE.labels("connect")
 
 
 class LiveCollector(Collector):

@@ -111,6 +111,9 @@ def serve(config: ServerConfig) -> int:
 
     def on_running() -> None:
         loop = asyncio.get_event_loop()
+        log.info(
+            "event loop: %s", "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+        )
         running = live.Live(config, hub, accounting, gateway, loop)
         live.install(running)
         for coroutine in (start_gateway(), running.run()):

@@ -15,6 +15,7 @@ import contextlib
 import socket
 import struct
 from collections.abc import Callable
+from typing import cast
 
 from tunnel.mux import Mux
 from wire import Reason
@@ -140,8 +141,7 @@ class SocketLink(asyncio.Protocol):
     # ------------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.bind(transport)
+        self.bind(cast(asyncio.Transport, transport))  # uvloop's is not a subclass
 
     def bind(self, transport: asyncio.Transport) -> None:
         """Take over a transport (also used after ``set_protocol`` from the gateway)."""

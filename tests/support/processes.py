@@ -164,8 +164,10 @@ class AgentProcess(LoggedProcess):
         source: str,
         allow: tuple[str, ...] = ("127.0.0.0/8",),
         extra: tuple[str, ...] = ("--connect-timeout", "2"),
+        env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(tmp / f"agent-{name}.log")
+        self.env = env or {}
         self.server = server
         self.key = key
         self.name = name
@@ -193,7 +195,7 @@ class AgentProcess(LoggedProcess):
         ]
         for network in self.allow:
             args += ["--allow-network", network]
-        self._spawn(args)
+        self._spawn(args, self.env)
         if wait_online:
             self.wait_online(online_before, timeout)
         return self
