@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from desktop_agent import __version__
+from tunnel import allocator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    allocator.tune()
     if not args.headless:
         sys.exit(run_tray(args))
     logging.basicConfig(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tunnel import event_loop
+from tunnel import allocator, event_loop
 
 
 def _pop_data_dir(argv: list[str]) -> list[str]:
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _pop_data_dir(list(sys.argv[1:] if argv is None else argv))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
     if args and args[0] == "run":
+        allocator.tune()
         try:  # uvloop or not, before daphne makes the loop
             event_loop.install()
         except ValueError as exc:
