@@ -8,6 +8,7 @@ compare medians. Optionally records a py-spy profile of both processes.
 
     .venv/bin/python -m benchmarks.cpu_cost connect ttfb small down up [--repeats 2]
         [--profile DIR]   # py-spy raw stacks of the server and the agent (first workload)
+        [--setup floor]   # the same for benchmarks.floor_proxy (not ``small``)
     PYTHONPATH=/path/to/other/checkout .venv/bin/python -m benchmarks.cpu_cost connect
 
 Workloads: ``connect`` (5,000 CONNECT tunnels, 64 at once), ``ttfb`` (1,000
@@ -77,11 +78,21 @@ def main() -> None:
     parser.add_argument("workloads", nargs="+", choices=("connect", "ttfb", "small", "down", "up"))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--profile", type=Path, help="write py-spy raw stacks here")
+    parser.add_argument(
+        "--setup",
+        choices=("exitpool", "floor"),
+        default="exitpool",
+        help="floor: the bare relay of benchmarks.floor_proxy (CONNECT workloads only)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="exitpool-cpu-"))
     with Procs(work) as procs:
         targets = setups.start_targets(procs, work, BULK)
-        setup = setups.start_exitpool(procs, work, targets, 1, "exitpool")
+        if args.setup == "floor":
+            setup = setups.start_floor(procs, targets)
+            setup.auth = "Basic none"  # the load generators send it; the floor ignores it
+        else:
+            setup = setups.start_exitpool(procs, work, targets, 1, "exitpool")
         spies = []
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)

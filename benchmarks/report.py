@@ -53,7 +53,7 @@ RATIO_METRIC = {
     "c": "down_mb_per_s",
     "d": "total_rss_mb",
 }
-PEERS = ("direct", "tinyproxy", "pproxy")
+PEERS = ("direct", "tinyproxy", "pproxy", "floor")
 
 
 def brief(result: dict[str, float]) -> str:
@@ -192,7 +192,13 @@ def chart(document: dict[str, Any], path: Path) -> Path | None:
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False)
-    colours = {"exitpool": "#2a7", "exitpool-4": "#6c9", "pproxy": "#d84", "tinyproxy": "#48c"}
+    colours = {
+        "exitpool": "#2a7",
+        "exitpool-4": "#6c9",
+        "pproxy": "#d84",
+        "tinyproxy": "#48c",
+        "floor": "#bbb",
+    }
     for ax, (workload, metric, title) in zip(axes.flat, panels, strict=False):
         names = [s for s, v in medians[workload].items() if metric in v]
         values = [medians[workload][s][metric] for s in names]

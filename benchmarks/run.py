@@ -1,4 +1,4 @@
-"""Exitpool next to direct, tinyproxy and pproxy (backward), on loopback, in one run.
+"""Exitpool next to direct, tinyproxy, pproxy (backward) and a bare Python relay, in one run.
 
     .venv/bin/python -m benchmarks.run [--quick] [--only a,b,c,d,e] [--setups exitpool,pproxy]
                                        [--repeats 3] [--pin CPUS]
@@ -35,8 +35,9 @@ from benchmarks.procs import Procs
 from benchmarks.workloads import WORKLOADS, Plan
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL_SETUPS = ("direct", "tinyproxy", "pproxy", "exitpool", "exitpool-4")
-NOT_APPLICABLE = {"d": {"direct"}}
+ALL_SETUPS = ("direct", "tinyproxy", "pproxy", "floor", "exitpool", "exitpool-4")
+# The floor proxy relays CONNECT only (workload (a) sends absolute-form requests).
+NOT_APPLICABLE = {"a": {"floor"}, "d": {"direct"}}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,6 +69,8 @@ def start_setups(procs: Procs, work: Path, names: list[str], targets: setups.Tar
             started.append(setups.start_tinyproxy(procs, work, targets))
         elif name == "pproxy":
             started.append(setups.start_pproxy(procs, targets))
+        elif name == "floor":
+            started.append(setups.start_floor(procs, targets))
         elif name == "exitpool":
             started.append(setups.start_exitpool(procs, work, targets, 1, name))
         elif name == "exitpool-4":

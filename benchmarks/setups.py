@@ -4,6 +4,8 @@
 * **tinyproxy** (Debian package, a one-hop forward proxy in C);
 * **pproxy** in backward mode (PyPI, in its own venv without uvloop): the exit
   side dials out to the public side, like our agents;
+* **floor** (:mod:`benchmarks.floor_proxy`): the least a Python proxy does per
+  tunnel, one uvloop process relaying CONNECT with nothing else: a yardstick;
 * **exitpool**: ``exitpool-server run`` and one headless agent, and
   **exitpool-4** with four agents.
 
@@ -191,6 +193,17 @@ def start_pproxy(procs: Procs, targets: Targets) -> Setup:
     )
     setup = Setup("pproxy", (HOST, port), pids={"server": public.pid, "agent": exit_side.pid})
     wait_for(lambda: probe_connect(setup, targets.http_port), 30, "pproxy backward")
+    return setup
+
+
+def start_floor(procs: Procs, targets: Targets) -> Setup:
+    """The bare one-process CONNECT relay of :mod:`benchmarks.floor_proxy`."""
+    port = free_port()
+    proc = procs.spawn(
+        "floor", [sys.executable, "-m", "benchmarks.floor_proxy", "--port", str(port)]
+    )
+    setup = Setup("floor", (HOST, port), pids={"proxy": proc.pid})
+    wait_for(lambda: probe_connect(setup, targets.http_port), 20, "the floor proxy")
     return setup
 
 
