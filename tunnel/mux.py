@@ -151,8 +151,9 @@ class Mux:
     ) -> tuple[int, wire.StreamAccepted | wire.StreamRejected]:
         """(server) Open a stream and wait for the agent's answer.
 
-        Returns the stream id and the agent's answer. On timeout or cancellation
-        the stream is reset, so the agent drops its half-made connection.
+        Returns the stream id and the agent's answer; raises ``TimeoutError`` when
+        none came within ``timeout`` seconds. On timeout or cancellation the stream
+        is reset, so the agent drops its half-made connection.
         """
         if self._closed:
             return 0, wire.StreamRejected(0, Reason.CONNECTION_LOST, "agent went offline")

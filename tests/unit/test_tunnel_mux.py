@@ -149,3 +149,56 @@ def test_it_resets_only_the_stream_whose_handler_fails(frame: str) -> None:
         assert any(isinstance(f, wire.Reset) and f.stream_id == broken for f in frames)
 
     asyncio.run(scenario())
+
+
+def _frames_sent(socket: Socket) -> list[wire.Frame]:
+    return [f for m in socket.sent if isinstance(m, bytes) for f in wire.decode_frames(m, 1 << 20)]
+
+
+def test_an_open_the_agent_never_answers_times_out_and_resets_the_stream() -> None:
+    async def scenario() -> None:
+        socket = Socket()
+        mux = _mux(socket)
+        with pytest.raises(TimeoutError):
+            await mux.open("example.com", 443, timeout=0.05)
+        await _one_iteration()
+        opened, reset = _frames_sent(socket)
+        assert isinstance(opened, wire.Open) and isinstance(reset, wire.Reset)
+        assert reset.stream_id == opened.stream_id and reset.reason is wire.Reason.CANCELLED
+        assert not mux.conn.has_stream(opened.stream_id)
+        # The late answer of an agent that finally connected finds nothing waiting.
+        mux.feed_bytes(wire.encode_frame(wire.OpenOk(opened.stream_id, 1024, "192.0.2.1")))
+
+    asyncio.run(scenario())
+
+
+def test_an_open_abandoned_by_its_caller_resets_the_stream() -> None:
+    async def scenario() -> None:
+        socket = Socket()
+        mux = _mux(socket)
+        opening = asyncio.create_task(mux.open("example.com", 443, timeout=60))
+        await _one_iteration()
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        await _one_iteration()
+        assert [type(f) for f in _frames_sent(socket)] == [wire.Open, wire.Reset]
+
+    asyncio.run(scenario())
+
+
+def test_an_answer_in_time_returns_it_and_cancels_the_timer() -> None:
+    async def scenario() -> None:
+        socket = Socket()
+        mux = _mux(socket)
+        opening = asyncio.create_task(mux.open("example.com", 443, timeout=0.05))
+        await _one_iteration()  # the task sends OPEN...
+        await _one_iteration()  # ...and the flush writes it
+        (opened,) = _frames_sent(socket)
+        mux.feed_bytes(wire.encode_frame(wire.OpenOk(opened.stream_id, 1024, "192.0.2.1")))
+        sid, answer = await opening
+        assert sid == opened.stream_id and isinstance(answer, wire.StreamAccepted)
+        await asyncio.sleep(0.1)  # past the timeout: nothing fires, nothing is reset
+        assert [type(f) for f in _frames_sent(socket)] == [wire.Open]
+
+    asyncio.run(scenario())
