@@ -37,7 +37,7 @@ from server.lazy_timer import LazyTimer
 from server.proxy_auth import ProxyAuthenticator, parse_basic
 from server.routing import Route, parse_username
 from server.streams import OpenFailed, open_stream
-from tunnel import SocketLink, set_nodelay
+from tunnel import SocketLink
 from tunnel.link import abort_with_rst
 from wire import Reason
 
@@ -169,7 +169,6 @@ class ProxyConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        set_nodelay(transport)
         if len(self.gateway.connections) >= self.gateway.max_connections:
             self.fail(ProxyError(503, "too-many-connections", "the proxy is at its limit"))
             return

@@ -7,7 +7,7 @@ are thin layers that feed WebSocket messages in and hand messages out.
 :mod:`tunnel.units` writes byte counts and rates the same way on both sides.
 """
 
-from tunnel.link import SocketLink, StreamSender, set_nodelay
+from tunnel.link import SocketLink, StreamSender
 from tunnel.mux import Mux, StreamHandler
 
-__all__ = ["Mux", "SocketLink", "StreamHandler", "StreamSender", "set_nodelay"]
+__all__ = ["Mux", "SocketLink", "StreamHandler", "StreamSender"]

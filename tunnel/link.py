@@ -5,6 +5,12 @@ read waits in a backlog and the socket stops being read until credit returns.
 Stream → socket: bytes go into the transport at once and their credit is given
 back only while the transport is not above its high-water mark, so a slow
 socket holds the peer to one window.
+
+Nagle is off on every TCP socket a link relays on (relayed bytes are already
+batched; delaying them only adds latency), without a ``setsockopt`` per link:
+asyncio and uvloop turn it off on the transports they accept and connect, and
+the agent's source-bound socket, which asyncio does not, sets it itself
+(``tests/unit/test_nodelay.py`` holds both loops to this).
 """
 
 from __future__ import annotations
@@ -24,14 +30,6 @@ WRITE_HIGH_WATER = 64 * 1024
 """Bytes buffered towards a socket before we stop returning credit to the peer."""
 
 _LINGER_RST = struct.pack("ii", 1, 0)
-
-
-def set_nodelay(transport: asyncio.BaseTransport) -> None:
-    """Disable Nagle: relayed bytes are already batched, delaying them only adds latency."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def abort_with_rst(transport: asyncio.BaseTransport) -> None:
@@ -148,7 +146,6 @@ class SocketLink(asyncio.Protocol):
         self.transport = transport
         if self._on_connected is not None:
             self._on_connected(self)  # e.g. OPEN_OK, which must precede any DATA
-        set_nodelay(transport)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.mux.attach(self.sid, self)
         if self.mux.conn.credit(self.sid) == 0:
