@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -12,6 +13,14 @@ from pathlib import Path
 
 from desktop_agent import __version__
 from tunnel import allocator
+
+
+def ip_address(text: str) -> str:
+    """An IPv4 or IPv6 address in its normal spelling; argparse reports anything else."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server", help="server URL, e.g. wss://exitpool.example.com/ws/agent")
     parser.add_argument("--key", help="enrollment key (needed only the first time)")
     parser.add_argument("--name", default="", help="name shown to the admin (default: host name)")
-    parser.add_argument("--source-address", help="local IP for all outgoing connections")
+    parser.add_argument(
+        "--source-address", type=ip_address, help="local IP for all outgoing connections"
+    )
     parser.add_argument(
         "--allow-network",
         action="append",
