@@ -51,7 +51,8 @@ class ServerConfig:
     agent_hello_timeout: float = 10.0
     """Seconds an agent has to send HELLO after its WebSocket opens."""
     auth_cache_seconds: float = 60.0
-    """How long a verified proxy password is trusted without asking the database again."""
+    """How long a verified proxy password is trusted without asking the database again; for
+    as long again it still lets a request in while it is checked behind it."""
     sticky_sessions_max: int = 100_000
     """Sticky ``-session-`` routes remembered at once (least recently used are forgotten)."""
     stream_window: int = 256 * 1024

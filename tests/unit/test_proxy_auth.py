@@ -251,3 +251,63 @@ async def test_it_still_answers_waiting_requests_when_the_first_one_is_cancelled
     assert waiter.done()
     assert not waiter.cancelled()
     assert waiter.result() == proxy_auth.ProxyIdentity(user_id=user.pk, name=user.name)
+
+
+async def test_it_lets_a_pair_just_past_its_ttl_in_at_once_and_checks_it_behind_the_request(
+    proxy_auth: ModuleType, user: ProxyUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An expiry must not make every new connection wait for the slow hash together.
+    release = threading.Event()
+    calls: list[str] = []
+    real = proxy_auth._check
+
+    def held(name: str, password: str) -> ProxyIdentity | None:
+        calls.append(name)
+        if len(calls) > 1:
+            release.wait(timeout=5)
+        return real(name, password)
+
+    monkeypatch.setattr(proxy_auth, "_check", held)
+    auth = proxy_auth.ProxyAuthenticator(ttl=0.2)
+    identity = await auth.check(user.name, PASSWORD)
+    await delete_user(user.pk)
+    await asyncio.sleep(0.25)  # expired, but within a second TTL
+
+    # Let in at once on the old answer while the second check is held.
+    assert await asyncio.wait_for(auth.check(user.name, PASSWORD), timeout=1) == identity
+    assert await asyncio.wait_for(auth.check(user.name, PASSWORD), timeout=1) == identity
+    for _ in range(100):  # the check behind them starts in a worker thread
+        if len(calls) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert calls == [user.name, user.name]  # one check behind both requests
+    release.set()
+    for _ in range(100):  # the check behind finishes: the deleted user is refused from now on
+        if await auth.check(user.name, PASSWORD) is None:
+            break
+        await asyncio.sleep(0.02)
+    assert await auth.check(user.name, PASSWORD) is None
+
+
+async def test_it_checks_a_pair_unused_for_twice_its_ttl_before_letting_it_in(
+    proxy_auth: ModuleType, user: ProxyUser, checks: list[tuple[str, str]]
+) -> None:
+    auth = proxy_auth.ProxyAuthenticator(ttl=0.1)
+    assert await auth.check(user.name, PASSWORD) is not None
+    await delete_user(user.pk)
+    await asyncio.sleep(0.25)
+
+    assert await auth.check(user.name, PASSWORD) is None
+    assert len(checks) == 2
+
+
+async def test_a_wrong_password_is_never_let_in_on_an_old_answer(
+    proxy_auth: ModuleType, user: ProxyUser, checks: list[tuple[str, str]]
+) -> None:
+    auth = proxy_auth.ProxyAuthenticator(ttl=60)
+    auth.NEGATIVE_TTL = 0.05
+    assert await auth.check(user.name, "wrong") is None
+    await asyncio.sleep(0.1)
+
+    assert await auth.check(user.name, "wrong") is None
+    assert len(checks) == 2  # the expired refusal was checked again, not reused
