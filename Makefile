@@ -77,12 +77,14 @@ screenshots-dashboard: $(VENV)/.dev deb-packages
 
 ## Side-by-side benchmarks (not part of `make test`), e.g. ARGS="--quick --only a,b"; see benchmarks/README.md.
 # pproxy lives in its own venv without uvloop (pproxy imports uvloop if present and crashes with 0.23).
+# matplotlib draws the chart; py-spy is for `benchmarks.cpu_cost --profile`.
 BENCH_VENV := benchmarks/.venv-pproxy
 bench: $(VENV)/.dev
 	@command -v tinyproxy >/dev/null && command -v wrk >/dev/null && [ -x /usr/sbin/nginx ] \
 	|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends tinyproxy nginx wrk; }
 	@[ -x $(BENCH_VENV)/bin/pproxy ] || { $(PYTHON) -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install --disable-pip-version-check -q 'pproxy==2.7.9'; }
 	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(PIP) matplotlib
+	@[ -x $(BIN)/py-spy ] || $(PIP) py-spy
 	$(BIN)/python -m benchmarks.run $(ARGS)
 
 unit: $(VENV)/.dev
