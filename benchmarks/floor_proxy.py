@@ -16,18 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import socket
 
 MAX_HEAD = 65536
 CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"
-
-
-def _nodelay(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class Half(asyncio.Protocol):
@@ -39,8 +30,8 @@ class Half(asyncio.Protocol):
         self.eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Nagle is already off: the loop disables it on what it accepts and connects.
         self.transport = transport  # type: ignore[assignment]
-        _nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
         assert self.peer is not None and self.peer.transport is not None
