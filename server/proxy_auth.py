@@ -11,9 +11,9 @@ while it is checked again behind the request: otherwise, every time an entry
 expired, every new connection of a busy user would wait for the slow hash
 together (the benchmark saw a quarter-second stall a minute, and a keep-alive
 p99 of 160 ms from it). A pair whose last check is older than twice the TTL
-is checked before it is let in. So a user disabled or given a new password outside this process
-(an admin's change here forgets the user at once) is refused at most
-``auth_cache_seconds`` plus one check after the change.
+is checked before it is let in. So a user disabled or given a new password
+outside this process (an admin's change here forgets the user at once) is
+refused at most ``auth_cache_seconds`` plus one check after the change.
 """
 
 from __future__ import annotations
