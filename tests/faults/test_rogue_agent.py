@@ -19,6 +19,7 @@ did not open. (The frame codec alone is fuzzed in tests/unit/test_wire_frames.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -242,7 +243,10 @@ async def test_a_websocket_message_over_the_limit_drops_that_agent_only(
     http: aiohttp.ClientSession, server: ServerProcess, key: str, target: TargetProcess
 ) -> None:
     bulky = await rogue(http, server, key, "rogue-bulky")
-    await bulky.ws.send_bytes(raw_frame(FrameType.DATA, 1, b"\x00" * MAX_WS_MESSAGE))
+    # The server closes as soon as the header announces too much, so the rest of
+    # the megabyte may meet a closed socket while it is still being written.
+    with contextlib.suppress(ConnectionError, aiohttp.ClientOSError):
+        await bulky.ws.send_bytes(raw_frame(FrameType.DATA, 1, b"\x00" * MAX_WS_MESSAGE))
     assert await bulky.closed_with() in (None, 1009, 1006)  # autobahn drops it: 1006
     assert bulky.ws.closed
     assert await asyncio.to_thread(good_agent_serves, server, target) == "127.0.0.2"
